@@ -1,0 +1,5 @@
+import sys
+
+from qicstats.cli import main
+
+sys.exit(main())

@@ -1,0 +1,15 @@
+"""`qicstats init` (placeholder: being written)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the `init` verb."""
+    return sub.add_parser("init", help="(not yet available)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the verb."""
+    raise SystemExit("qicstats init: not yet available")

@@ -1,0 +1,15 @@
+"""`qicstats report` (placeholder: being written)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the `report` verb."""
+    return sub.add_parser("report", help="(not yet available)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the verb."""
+    raise SystemExit("qicstats report: not yet available")

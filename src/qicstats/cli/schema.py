@@ -1,0 +1,15 @@
+"""`qicstats schema` (placeholder: being written)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the `schema` verb."""
+    return sub.add_parser("schema", help="(not yet available)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the verb."""
+    raise SystemExit("qicstats schema: not yet available")

@@ -1,0 +1,15 @@
+"""`qicstats simulate` (placeholder: being written)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the `simulate` verb."""
+    return sub.add_parser("simulate", help="(not yet available)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the verb."""
+    raise SystemExit("qicstats simulate: not yet available")

@@ -1,0 +1,15 @@
+"""`qicstats spc` (placeholder: being written)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the `spc` verb."""
+    return sub.add_parser("spc", help="(not yet available)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the verb."""
+    raise SystemExit("qicstats spc: not yet available")
