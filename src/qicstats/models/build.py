@@ -1,0 +1,426 @@
+"""Build the PyMC model of a QIC panel (no sampling here; ``qicstats validate`` stops after this)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+
+from qicstats.data.panel import PanelData
+from qicstats.errors import ModelSpecError
+from qicstats.indicators.matrix import IndicatorMatrix
+from qicstats.models.design import Design, Rows, build_design
+from qicstats.models.linpred import linear_predictor, role_indices
+from qicstats.models.priors import PRIOR_NAMES, Prior, default_priors, resolve_prior
+from qicstats.models.spec import ModelSpec
+
+
+@dataclass
+class QICModel:
+    """A built (unsampled) model: the PyMC model plus the design that produced it.
+
+    Attributes
+    ----------
+    spec : ModelSpec
+    design : Design
+    model : pymc.Model
+    param_names : list of str
+        Posterior variables the linear predictor reads (see :mod:`qicstats.models.linpred`).
+    priors : dict of str to Prior
+        The prior actually used for each model parameter (for the methods text).
+    data_hash : str
+        SHA-256 of the panel (and encoded indicators) the model was built from.
+    """
+
+    spec: ModelSpec
+    design: Design
+    model: pm.Model
+    param_names: list[str]
+    priors: dict[str, Prior] = field(default_factory=dict)
+    data_hash: str = ""
+
+    @property
+    def family(self) -> str:
+        """The outcome family."""
+        return self.design.family
+
+    @property
+    def design_hash(self) -> str:
+        """Hash of the data and indicators this model was built from (identity checks)."""
+        return self.data_hash
+
+    def free_parameter_names(self) -> list[str]:
+        """Names of the free random variables (what diagnostics are computed over)."""
+        return [v.name for v in self.model.free_RVs]
+
+    def initial_point_logp(self) -> tuple[float, np.ndarray]:
+        """Log density and its gradient at the initial point (a cheap build check)."""
+        ip = self.model.initial_point()
+        f = self.model.compile_logp()
+        g = self.model.compile_dlogp()
+        return float(f(ip)), np.asarray(g(ip))
+
+
+def _prior_table_check(overrides: dict[str, Any], design: Design) -> None:
+    allowed = set(PRIOR_NAMES)
+    levels = list(design.levels) + ["unit"]
+    for gen in ("sd_u", "sd_level", "sd_slope", "sd_trend"):
+        allowed |= {f"{gen}_{lv}" for lv in levels}
+    for ind in design.indicators:
+        allowed |= {f"ind_main_{ind.name}", f"ind_level_{ind.name}", f"ind_slope_{ind.name}"}
+    bad = sorted(set(overrides) - allowed)
+    if bad:
+        raise ModelSpecError(f"unknown prior name(s) {bad}; allowed: {sorted(allowed)}")
+
+
+def build(data: PanelData, spec: ModelSpec | None = None,
+          indicators: IndicatorMatrix | None = None) -> QICModel:
+    """Build the hierarchical controlled interrupted time-series model of ``data``.
+
+    Parameters
+    ----------
+    data : PanelData
+        A validated panel (see :func:`qicstats.data.validate`).
+    spec : ModelSpec, optional
+        Terms, levels and priors (defaults: linear trend, random baseline, level and slope
+        change at every level, non-centred, zero-sum collaborative baselines).
+    indicators : IndicatorMatrix, optional
+        Encoded qualitative indicators (main effects and/or moderators).
+
+    Returns
+    -------
+    QICModel
+        Nothing is sampled.
+    """
+    spec = spec or ModelSpec()
+    d = build_design(data, spec, indicators)
+    overrides = {k: v for k, v in dict(spec.priors).items()}
+    _prior_table_check(overrides, d)
+    defaults = default_priors(family=d.family, T=d.T, H=d.H, link_mean=d.link_mean, y_sd=d.y_sd)
+    used: dict[str, Prior] = {}
+
+    def prior(name: str) -> Prior:
+        pr = resolve_prior(name, defaults, overrides)
+        used[name] = pr
+        return pr
+
+    coords: dict[str, Any] = {"period": list(d.period_labels), "obs": np.arange(int(d.regular.sum()))}
+    for lv, g in d.base_groups.items():
+        coords[lv] = list(g.names)
+    for lv, g in d.change_groups.items():
+        coords[f"{lv}_joined"] = list(g.names)
+    if d.covariate_names:
+        coords["covariate"] = list(d.covariate_names)
+    roles = role_indices(d)
+    if roles["main"]:
+        coords["indicator_main"] = [d.indicators[k].name for k in roles["main"]]
+    if roles["moderator"]:
+        coords["indicator_moderator"] = [d.indicators[k].name for k in roles["moderator"]]
+
+    p: dict[str, Any] = {}
+    centered = dict(spec.centered)
+
+    def is_centered(lv: str, n_groups: int) -> bool:
+        c = centered.get(lv, centered.get("default", False))
+        if c == "auto":
+            # centred where each group carries much data (many rows per group)
+            return d.rows.n / max(n_groups, 1) >= 50
+        return bool(c)
+
+    with pm.Model(coords=coords) as model:
+        p["intercept"] = prior("intercept").create("intercept")
+
+        # ---- secular trend -----------------------------------------------------------
+        T = d.T
+        tau = pt.as_tensor_variable(d.tau)
+        f = pt.zeros(T)
+        if spec.trend in ("linear", "rw", "spline"):
+            f = f + prior("trend_slope").create("trend_slope") * tau
+        if spec.trend == "rw" and T > 1:
+            sd = prior("trend_sd").create("trend_sd")
+            z = pm.Normal("trend_rw_z", 0.0, 1.0, shape=T - 1)
+            walk = pt.concatenate([pt.zeros(1), pt.cumsum(sd * z)])
+            f = f + walk - walk.mean()
+        if spec.trend == "spline":
+            B = d.spline_basis
+            sd = prior("trend_sd").create("trend_sd")
+            z = pm.Normal("trend_spline_z", 0.0, 1.0, shape=B.shape[1])
+            coef = pt.cumsum(sd * z * np.sqrt(max(T, 1) / B.shape[1]))
+            wig = pt.dot(B, coef)
+            f = f + wig - wig.mean()
+        if spec.trend == "period":
+            sd = prior("period_sd").create("period_sd")
+            zp = pm.ZeroSumNormal("period_z", sigma=1.0, dims="period")
+            f = f + sd * zp
+        if d.season is not None:
+            n_season = int(d.season.max()) + 1
+            sd = prior("season_sd").create("season_sd")
+            zs = pm.ZeroSumNormal("season_z", sigma=1.0, shape=n_season)
+            f = f + sd * zs[d.season]
+        p["secular"] = pm.Deterministic("secular", f, dims="period")
+
+        # ---- baseline random effects and unit-specific trends ----------------------
+        for lv in spec.levels_for("baseline", d.levels):
+            g = d.base_groups[lv]
+            p[f"u_{lv}"] = _random_effect(
+                f"u_{lv}", prior(f"sd_u_{lv}"), lv, g.n,
+                zero_sum=spec.zero_sum and lv == "collaborative" and g.n > 1,
+                centered=is_centered(lv, g.n))
+        for lv in spec.levels_for("trend", d.levels):
+            g = d.base_groups[lv]
+            p[f"w_trend_{lv}"] = _random_effect(f"w_trend_{lv}", prior(f"sd_trend_{lv}"), lv, g.n,
+                                                centered=is_centered(lv, g.n))
+
+        if d.covariate_names:
+            p["beta"] = prior("beta").create("beta", dims="covariate")
+
+        # ---- indicators ---------------------------------------------------------------
+        for k, ind in enumerate(d.indicators):
+            if ind.type == "ordinal":
+                L = ind.n_levels
+                if L < 2:
+                    raise ModelSpecError(f"ordinal indicator '{ind.name}' needs >= 2 levels")
+                if L == 2:
+                    p[f"mo_{ind.name}"] = pm.Deterministic(f"mo_{ind.name}", pt.ones(1))
+                else:
+                    p[f"mo_{ind.name}"] = pm.Dirichlet(f"mo_{ind.name}", a=np.ones(L - 1))
+        if roles["main"]:
+            p["ind_main"] = _indicator_coefs("ind_main", [d.indicators[k].name for k in roles["main"]],
+                                             prior, "indicator_main")
+        if roles["moderator"] and d.participating.any():
+            names = [d.indicators[k].name for k in roles["moderator"]]
+            p["ind_level"] = _indicator_coefs("ind_level", names, prior, "indicator_moderator")
+            p["ind_slope"] = _indicator_coefs("ind_slope", names, prior, "indicator_moderator")
+        _latent_codes(d, p)
+
+        # ---- intervention: level and slope change -------------------------------------
+        if d.participating.any():
+            p["level_change"] = prior("level_change").create("level_change")
+            p["slope_change"] = prior("slope_change").create("slope_change")
+            lv_levels = spec.levels_for("level", d.levels)
+            sl_levels = spec.levels_for("slope", d.levels)
+            for lv in d.change_groups:
+                g = d.change_groups[lv]
+                dim = f"{lv}_joined"
+                if lv in spec.correlated and lv in lv_levels and lv in sl_levels:
+                    p[f"v_level_{lv}"], p[f"v_slope_{lv}"] = _correlated(
+                        lv, g.n, prior(f"sd_level_{lv}"), prior(f"sd_slope_{lv}"), dim)
+                    continue
+                if lv in lv_levels:
+                    p[f"v_level_{lv}"] = _random_effect(f"v_level_{lv}", prior(f"sd_level_{lv}"), dim,
+                                                        g.n, centered=is_centered(lv, g.n))
+                if lv in sl_levels:
+                    p[f"v_slope_{lv}"] = _random_effect(f"v_slope_{lv}", prior(f"sd_slope_{lv}"), dim,
+                                                        g.n, centered=is_centered(lv, g.n))
+
+        # ---- AR(1) latent residuals -----------------------------------------------------
+        if spec.ar1:
+            p["ar_eps"] = _ar1(d, prior("ar_rho"), prior("ar_sd"))
+
+        # ---- likelihood -------------------------------------------------------------------
+        extra = _family_params(d, prior)
+        reg = d.rows.subset(np.flatnonzero(d.regular))
+        eta = linear_predictor(p, d, reg, pt)
+        _observe(d, eta, np.flatnonzero(d.regular), extra)
+        if d.mixture is not None:
+            _mixture_likelihood(d, p, extra)
+
+    names = [n for n in p if n in model.named_vars]
+    h = hashlib.sha256(data.data_hash().encode())
+    if indicators is not None:
+        canon = indicators.cells.astype(str).to_csv(index=False, lineterminator="\n")
+        h.update(canon.encode())
+    return QICModel(spec=spec, design=d, model=model, param_names=names, priors=used,
+                    data_hash=h.hexdigest())
+
+
+# ------------------------------------------------------------------------------------------
+def _random_effect(name: str, sd_prior: Prior, dim: str, n: int, *, zero_sum: bool = False,
+                   centered: bool = False) -> Any:
+    sd = sd_prior.create(_sd_name(name))
+    if centered and not zero_sum:
+        return pm.Normal(name, 0.0, sd, dims=dim)
+    if zero_sum:
+        z = pm.ZeroSumNormal(f"{name}_z", sigma=1.0, dims=dim)
+    else:
+        z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=dim)
+    return pm.Deterministic(name, sd * z, dims=dim)
+
+
+def _sd_name(name: str) -> str:
+    # u_site -> sd_u_site; v_level_site -> sd_level_site; w_trend_unit -> sd_trend_unit
+    return "sd_u_" + name[2:] if name.startswith("u_") else "sd_" + name.split("_", 1)[1]
+
+
+def _indicator_coefs(name: str, ind_names: list[str], prior: Any, dim: str) -> Any:
+    priors = [prior(f"{name}_{n}") for n in ind_names]
+    if all(pr == priors[0] for pr in priors):
+        return priors[0].create(name, dims=dim)
+    parts = [pr.create(f"{name}_{n}") for pr, n in zip(priors, ind_names)]
+    return pm.Deterministic(name, pt.stack(parts), dims=dim)
+
+
+def _correlated(lv: str, n: int, sd_level: Prior, sd_slope: Prior, dim: str) -> tuple[Any, Any]:
+    if sd_level.dist != "HalfNormal" or sd_slope.dist != "HalfNormal":
+        raise ModelSpecError("correlated level/slope effects need HalfNormal scale priors")
+    sd_dist = pm.HalfNormal.dist(sigma=np.array([sd_level.params["sigma"], sd_slope.params["sigma"]]),
+                                 shape=2)
+    chol, corr, sds = pm.LKJCholeskyCov(f"chol_{lv}", n=2, eta=2.0, sd_dist=sd_dist,
+                                        compute_corr=True)
+    pm.Deterministic(f"sd_level_{lv}", sds[0])
+    pm.Deterministic(f"sd_slope_{lv}", sds[1])
+    pm.Deterministic(f"corr_level_slope_{lv}", corr[0, 1])
+    z = pm.Normal(f"v_change_{lv}_z", 0.0, 1.0, shape=(n, 2))
+    eff = pt.dot(z, chol.T)
+    return (pm.Deterministic(f"v_level_{lv}", eff[:, 0], dims=dim),
+            pm.Deterministic(f"v_slope_{lv}", eff[:, 1], dims=dim))
+
+
+def _ar1(d: Design, rho_prior: Prior, sd_prior: Prior) -> Any:
+    T, N = d.T, d.n_units
+    rho = rho_prior.create("ar_rho")
+    sd = sd_prior.create("ar_sd")
+    z = pm.Normal("ar_z", 0.0, 1.0, shape=(N, T))
+    E = np.subtract.outer(np.arange(T), np.arange(T))
+    lower = (E >= 0).astype(float)
+    # rho**k by repeated products: finite gradients at rho = 0 (unlike pt.power)
+    pows = [pt.ones(()), rho]
+    for _ in range(2, T):
+        pows.append(pows[-1] * rho)
+    A = pt.stack(pows[:T])[np.maximum(E, 0)] * lower
+    first = pt.concatenate([pt.ones(1) / pt.sqrt(1.0 - rho**2), pt.ones(T - 1)])
+    A = A * first[None, :]
+    eps = pt.dot(sd * z, A.T)
+    return pm.Deterministic("ar_eps", eps)
+
+
+def _latent_codes(d: Design, p: dict[str, Any]) -> None:
+    """Priors (learned from the observed codes) for latent indicator values."""
+    info = d.cell_info
+    if info is None:
+        return
+    for k, ind in enumerate(d.indicators):
+        cells_k = info[info["k"] == k]
+        obs = cells_k[cells_k["status"] == "observed"]
+        if ind.type == "continuous":
+            if d.n_latent.get(k):
+                mu = pm.Normal(f"latent_{ind.name}_mu", 0.0, 1.0)
+                sd = pm.HalfNormal(f"latent_{ind.name}_sd", 1.0)
+                if len(obs):
+                    pm.Normal(f"codes_{ind.name}", mu, sd, observed=obs["zvalue"].to_numpy())
+                p[f"latent_{ind.name}"] = pm.Normal(f"latent_{ind.name}", mu, sd,
+                                                    shape=d.n_latent[k])
+            continue
+        has_missing = (cells_k["status"] == "missing").any()
+        if has_missing:
+            L = ind.n_levels
+            pi = pm.Dirichlet(f"pi_{ind.name}", a=np.ones(L))
+            counts = np.bincount(obs["zvalue"].to_numpy(dtype=int), minlength=L)
+            if counts.sum():
+                pm.Multinomial(f"codes_{ind.name}", n=int(counts.sum()), p=pi, observed=counts)
+            p[f"pi_{ind.name}"] = pi
+
+
+def _family_params(d: Design, prior: Any) -> dict[str, Any]:
+    fam = d.family
+    if fam == "betabinomial":
+        return {"phi": prior("phi").create("phi")}
+    if fam == "negbinomial":
+        return {"alpha": prior("alpha").create("alpha")}
+    if fam == "gaussian" and "se" not in d.y:
+        return {"sigma": prior("sigma").create("sigma")}
+    return {}
+
+
+def family_dist(d: Design, eta: Any, idx: np.ndarray, extra: dict[str, Any]) -> Any:
+    """An unnamed PyMC distribution of the outcome at observed rows ``idx`` given ``eta``."""
+    fam = d.family
+    y = d.y
+    if fam == "binomial":
+        return pm.Binomial.dist(n=y["denominator"][idx], logit_p=eta)
+    if fam == "betabinomial":
+        pr = pm.math.sigmoid(eta)
+        phi = extra["phi"]
+        return pm.BetaBinomial.dist(alpha=pr * phi, beta=(1 - pr) * phi, n=y["denominator"][idx])
+    if fam == "poisson":
+        return pm.Poisson.dist(mu=pt.exp(eta + y["log_exposure"][idx]))
+    if fam == "negbinomial":
+        return pm.NegativeBinomial.dist(mu=pt.exp(eta + y["log_exposure"][idx]), alpha=extra["alpha"])
+    sigma = _gauss_sigma(d, idx, extra)
+    return pm.Normal.dist(mu=eta, sigma=sigma)
+
+
+def _gauss_sigma(d: Design, idx: np.ndarray, extra: dict[str, Any]) -> Any:
+    if "se" in d.y:
+        return d.y["se"][idx]
+    sigma = extra["sigma"]
+    if "weight" in d.y:
+        w = d.y["weight"]
+        return sigma / np.sqrt(w[idx] / w.mean())
+    return sigma
+
+
+def observed_values(d: Design, idx: np.ndarray) -> np.ndarray:
+    """The observed outcome at rows ``idx`` (numerator, count or value)."""
+    key = {"binomial": "numerator", "betabinomial": "numerator", "poisson": "count",
+           "negbinomial": "count", "gaussian": "value"}[d.family]
+    return d.y[key][idx]
+
+
+def _observe(d: Design, eta: Any, idx: np.ndarray, extra: dict[str, Any]) -> None:
+    if len(idx) == 0:
+        return
+    obs = observed_values(d, idx)
+    # a named observed RV, so PyMC and ArviZ see a pointwise log likelihood
+    if d.family == "binomial":
+        pm.Binomial("y", n=d.y["denominator"][idx], logit_p=eta, observed=obs, dims="obs")
+    elif d.family == "betabinomial":
+        pr = pm.math.sigmoid(eta)
+        pm.BetaBinomial("y", alpha=pr * extra["phi"], beta=(1 - pr) * extra["phi"],
+                        n=d.y["denominator"][idx], observed=obs, dims="obs")
+    elif d.family == "poisson":
+        pm.Poisson("y", mu=pt.exp(eta + d.y["log_exposure"][idx]), observed=obs, dims="obs")
+    elif d.family == "negbinomial":
+        pm.NegativeBinomial("y", mu=pt.exp(eta + d.y["log_exposure"][idx]), alpha=extra["alpha"],
+                            observed=obs, dims="obs")
+    else:
+        pm.Normal("y", mu=eta, sigma=_gauss_sigma(d, idx, extra), observed=obs, dims="obs")
+
+
+def _mixture_likelihood(d: Design, p: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Marginalise latent discrete codes unit by unit (exact enumeration)."""
+    mix = d.mixture
+    rows_idx = np.flatnonzero(~d.regular)
+    rows = d.rows.subset(rows_idx)
+    ex, src, uc = d.expand(rows)
+    eta = linear_predictor(p, d, ex, pt)
+    obs_idx = rows_idx[src]
+    dist = family_dist(d, eta, obs_idx, extra)
+    ll = pm.logp(dist, observed_values(d, obs_idx))
+    n_uc = len(mix.units) * mix.C
+    ll_uc = pt.zeros(n_uc)
+    ll_uc = pt.inc_subtensor(ll_uc[uc], ll)
+    # log prior weight of each configuration
+    lp = pt.zeros(n_uc)
+    is_k = mix.prior_ind >= 0
+    const = np.where(is_k, 0.0, mix.prior_const)
+    lp = pt.inc_subtensor(lp[mix.prior_uc], pt.as_tensor_variable(const))
+    if is_k.any():
+        pieces = []
+        for k in np.unique(mix.prior_ind[is_k]):
+            ind = d.indicators[int(k)]
+            m = mix.prior_ind == k
+            logpi = pt.log(p[f"pi_{ind.name}"])
+            pieces.append((np.flatnonzero(m), logpi[mix.prior_level[m]]))
+        for pos, vals in pieces:
+            lp = pt.inc_subtensor(lp[mix.prior_uc[pos]], vals)
+    joint = pt.where(mix.pad_mask, -np.inf, lp + ll_uc).reshape((len(mix.units), mix.C))
+    unit_ll = pt.logsumexp(joint, axis=1)
+    pm.Potential("mixture_loglik", unit_ll.sum())
+    pm.Deterministic("mix_unit_loglik", unit_ll)
+    pm.Deterministic("mix_weights", pt.exp(joint - unit_ll[:, None]))

@@ -1,0 +1,228 @@
+"""Priors as plain, YAML-round-trippable data, and the documented defaults.
+
+A prior is ``{"dist": <PyMC distribution name>, <parameter>: <value>, ...}``, optionally with
+``"on": "variance"`` (the distribution is placed on the variance and the model uses its square
+root, as the classic ``sigma^2 ~ InvGamma(0.001, 0.001)``). Every default below can be
+overridden from the config's ``model.priors`` mapping by the same name.
+
+Defaults (weakly informative on the link scale; ``T`` = number of periods in the grid, ``H`` =
+the longest observed time since joining, in periods, at least 1; ``m`` = link of the pooled
+outcome, ``s_y`` = sd of a Gaussian outcome):
+
+============================  =================================================
+name                          default
+============================  =================================================
+intercept                     Normal(m, 2.5)   (Gaussian: Normal(mean y, 2.5 s_y))
+trend_slope                   Normal(0, 1 / (T - 1))   per period
+trend_sd                      HalfNormal(0.5 / sqrt(T))  (random-walk / spline step sd)
+period_sd                     HalfNormal(0.5)
+season_sd                     HalfNormal(0.3)
+level_change                  Normal(0, 1)
+slope_change                  Normal(0, 1 / H)   per period since joining
+sd_u_<level>                  HalfNormal(1)
+sd_level_<level>              HalfNormal(0.5)
+sd_slope_<level>              HalfNormal(0.5 / H)
+sd_trend_<level>              HalfNormal(0.5 / T)
+ind_main, ind_level           Normal(0, 1)        (per indicator; highest vs lowest level)
+ind_slope                     Normal(0, 1 / H)
+mo_<indicator>                Dirichlet(1, ..., 1)  (monotonic steps)
+beta                          Normal(0, 1)        (standardised covariates)
+phi                           Gamma(2, 0.02)      (beta-binomial concentration)
+alpha                         Gamma(2, 0.1)       (negative-binomial shape)
+sigma                         HalfNormal(s_y)     (Gaussian residual sd)
+ar_rho                        Uniform(-0.95, 0.95)
+ar_sd                         HalfNormal(0.5)
+lkj_eta                       LKJ shape 2 (correlated level/slope change)
+============================  =================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from qicstats.errors import ModelSpecError
+
+#: distributions a prior may name, with their allowed parameters
+_ALLOWED: dict[str, tuple[str, ...]] = {
+    "Normal": ("mu", "sigma"),
+    "StudentT": ("nu", "mu", "sigma"),
+    "Cauchy": ("alpha", "beta"),
+    "HalfNormal": ("sigma",),
+    "HalfCauchy": ("beta",),
+    "HalfStudentT": ("nu", "sigma"),
+    "Exponential": ("lam",),
+    "Gamma": ("alpha", "beta"),
+    "InverseGamma": ("alpha", "beta"),
+    "LogNormal": ("mu", "sigma"),
+    "Uniform": ("lower", "upper"),
+    "Beta": ("alpha", "beta"),
+    "Flat": (),
+    "HalfFlat": (),
+    "Dirichlet": ("a",),
+}
+_POSITIVE = {"HalfNormal", "HalfCauchy", "HalfStudentT", "Exponential", "Gamma", "InverseGamma",
+             "LogNormal", "HalfFlat"}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior distribution by name and parameters (e.g. ``Prior("Normal", {"mu": 0, "sigma": 1})``).
+
+    Parameters
+    ----------
+    dist : str
+        A PyMC distribution name from the allowed list.
+    params : dict
+        Its parameters (numbers or lists).
+    on : {"value", "variance"}
+        ``"variance"``: the distribution describes the square of the quantity (for scales).
+    """
+
+    dist: str
+    params: dict[str, Any] = field(default_factory=dict)
+    on: str = "value"
+
+    def __post_init__(self) -> None:
+        if self.dist not in _ALLOWED:
+            raise ModelSpecError(
+                f"unknown prior distribution '{self.dist}'; allowed: {sorted(_ALLOWED)}")
+        bad = set(self.params) - set(_ALLOWED[self.dist])
+        if bad:
+            raise ModelSpecError(
+                f"prior {self.dist} does not take {sorted(bad)}; it takes {list(_ALLOWED[self.dist])}")
+        if self.on not in ("value", "variance"):
+            raise ModelSpecError("prior 'on' must be 'value' or 'variance'")
+
+    # ---- round trip ------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict ``{"dist": ..., **params[, "on": "variance"]}`` (YAML/JSON friendly)."""
+        d: dict[str, Any] = {"dist": self.dist}
+        d.update({k: (list(v) if isinstance(v, (tuple, np.ndarray)) else v)
+                  for k, v in self.params.items()})
+        if self.on != "value":
+            d["on"] = self.on
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | "Prior") -> "Prior":
+        """Inverse of :meth:`to_dict`."""
+        if isinstance(d, Prior):
+            return d
+        d = dict(d)
+        if "dist" not in d:
+            raise ModelSpecError(f"a prior needs a 'dist' key, got {d}")
+        dist = d.pop("dist")
+        on = d.pop("on", "value")
+        return cls(str(dist), {k: (float(v) if isinstance(v, (int, float)) else v)
+                               for k, v in d.items()}, on)
+
+    def describe(self) -> str:
+        """Human-readable form, e.g. ``Normal(mu=0, sigma=1)``."""
+        args = ", ".join(f"{k}={_fmt(v)}" for k, v in self.params.items())
+        s = f"{self.dist}({args})"
+        return s + " on the variance" if self.on == "variance" else s
+
+    @property
+    def positive(self) -> bool:
+        """Whether the distribution's support is positive (suitable for scales)."""
+        return self.dist in _POSITIVE or (self.dist == "Uniform" and
+                                          float(self.params.get("lower", -1)) >= 0)
+
+    # ---- building --------------------------------------------------------------------
+    def create(self, name: str, *, dims: Any = None, shape: Any = None) -> pt.TensorVariable:
+        """Create the random variable ``name`` in the current PyMC model context."""
+        cls = getattr(pm, self.dist)
+        kw = {k: (np.asarray(v, dtype=float) if isinstance(v, (list, tuple)) else v)
+              for k, v in self.params.items()}
+        if self.on == "variance":
+            var = cls(f"{name}_variance", **kw, dims=dims, shape=shape)
+            return pm.Deterministic(name, pt.sqrt(var), dims=dims)
+        return cls(name, **kw, dims=dims, shape=shape)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def default_priors(*, family: str, T: int, H: float, link_mean: float, y_sd: float = 1.0
+                   ) -> dict[str, Prior]:
+    """The documented default priors for a panel with ``T`` periods and horizon ``H``.
+
+    Parameters
+    ----------
+    family : str
+    T : int
+        Periods in the grid.
+    H : float
+        Longest observed time since joining, in periods (>= 1).
+    link_mean : float
+        The pooled outcome on the link scale (centre of the intercept prior).
+    y_sd : float
+        Standard deviation of a Gaussian outcome (scales its priors).
+
+    Returns
+    -------
+    dict of str to Prior
+        Keys are the prior names of the module docstring; level-specific scale priors
+        (``sd_u_<level>``, ...) are derived from the generic ``sd_u``, ``sd_level``,
+        ``sd_slope`` and ``sd_trend`` entries.
+    """
+    H = max(float(H), 1.0)
+    span = max(T - 1, 1)
+    gauss = family == "gaussian"
+    s = y_sd if gauss else 1.0
+    return {
+        "intercept": Prior("Normal", {"mu": float(link_mean), "sigma": 2.5 * s}),
+        "trend_slope": Prior("Normal", {"mu": 0.0, "sigma": s / span}),
+        "trend_sd": Prior("HalfNormal", {"sigma": 0.5 * s / np.sqrt(max(T, 1))}),
+        "period_sd": Prior("HalfNormal", {"sigma": 0.5 * s}),
+        "season_sd": Prior("HalfNormal", {"sigma": 0.3 * s}),
+        "level_change": Prior("Normal", {"mu": 0.0, "sigma": 1.0 * s}),
+        "slope_change": Prior("Normal", {"mu": 0.0, "sigma": s / H}),
+        "sd_u": Prior("HalfNormal", {"sigma": 1.0 * s}),
+        "sd_level": Prior("HalfNormal", {"sigma": 0.5 * s}),
+        "sd_slope": Prior("HalfNormal", {"sigma": 0.5 * s / H}),
+        "sd_trend": Prior("HalfNormal", {"sigma": 0.5 * s / span}),
+        "ind_main": Prior("Normal", {"mu": 0.0, "sigma": 1.0 * s}),
+        "ind_level": Prior("Normal", {"mu": 0.0, "sigma": 1.0 * s}),
+        "ind_slope": Prior("Normal", {"mu": 0.0, "sigma": s / H}),
+        "beta": Prior("Normal", {"mu": 0.0, "sigma": 1.0 * s}),
+        "phi": Prior("Gamma", {"alpha": 2.0, "beta": 0.02}),
+        "alpha": Prior("Gamma", {"alpha": 2.0, "beta": 0.1}),
+        "sigma": Prior("HalfNormal", {"sigma": float(y_sd)}),
+        "ar_rho": Prior("Uniform", {"lower": -0.95, "upper": 0.95}),
+        "ar_sd": Prior("HalfNormal", {"sigma": 0.5 * s}),
+    }
+
+
+def resolve_prior(name: str, priors: Mapping[str, Prior], overrides: Mapping[str, Any]) -> Prior:
+    """The prior for parameter ``name``: an override by exact name, else the generic default.
+
+    ``sd_u_site`` falls back to ``sd_u``; ``ind_level_management_support`` to ``ind_level``.
+    """
+    if name in overrides:
+        return Prior.from_dict(overrides[name])
+    if name in priors:
+        return priors[name]
+    for generic in ("sd_u", "sd_level", "sd_slope", "sd_trend", "ind_main", "ind_level",
+                    "ind_slope"):
+        if name.startswith(generic + "_"):
+            if generic in overrides:
+                return Prior.from_dict(overrides[generic])
+            return priors[generic]
+    raise ModelSpecError(f"no prior for parameter '{name}'")
+
+
+#: names an override may use (besides level- or indicator-specific forms of the generic ones)
+PRIOR_NAMES: tuple[str, ...] = (
+    "intercept", "trend_slope", "trend_sd", "period_sd", "season_sd", "level_change",
+    "slope_change", "sd_u", "sd_level", "sd_slope", "sd_trend", "ind_main", "ind_level",
+    "ind_slope", "beta", "phi", "alpha", "sigma", "ar_rho", "ar_sd",
+)

@@ -1,0 +1,203 @@
+"""The diagnostics gate: pass / warn / fail, with the numbers behind it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Limits of the gate (the config's ``diagnostics`` section).
+
+    A fit **fails** when max R-hat > ``rhat_fail``, min bulk or tail ESS < ``ess_fail``, or
+    the share of divergent transitions > ``divergences_fail_share``. It **warns** when max
+    R-hat > ``rhat_warn``, min ESS < ``ess_warn``, any divergence, any tree-depth hit in more
+    than 1 % of draws, or an E-BFMI below 0.3 in any chain. Otherwise it **passes**.
+    """
+
+    rhat_warn: float = 1.01
+    rhat_fail: float = 1.05
+    ess_warn: float = 400.0
+    ess_fail: float = 100.0
+    divergences_fail_share: float = 0.005
+    bfmi_warn: float = 0.3
+    treedepth_warn_share: float = 0.01
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Result of the gate.
+
+    Attributes
+    ----------
+    verdict : {"pass", "warn", "fail"}
+    max_rhat, min_ess_bulk, min_ess_tail : float
+    divergences : int
+    n_draws : int
+        Post-warmup draws over all chains.
+    treedepth_hits : int
+    min_bfmi : float
+    headline_mcse : float
+        MCSE of the overall ``att``.
+    reasons : list of str
+        Why the verdict is not "pass" (empty when it passes).
+    worst : DataFrame
+        Parameters with the largest R-hat / smallest ESS.
+    """
+
+    verdict: str
+    max_rhat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    divergences: int
+    n_draws: int
+    treedepth_hits: int
+    min_bfmi: float
+    headline_mcse: float = float("nan")
+    reasons: list[str] = field(default_factory=list)
+    worst: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def ok(self) -> bool:
+        """True when the verdict is "pass"."""
+        return self.verdict == "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (without the ``worst`` table)."""
+        d = asdict(self)
+        d.pop("worst")
+        d.pop("_checks", None)
+        return {k: (float(v) if isinstance(v, (np.floating,)) else v) for k, v in d.items()}
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per check: ``check``, ``value``, ``threshold``, ``status``."""
+        return pd.DataFrame(self._checks, columns=["check", "value", "threshold", "status"])
+
+    _checks: list[tuple[str, float, str, str]] = field(default_factory=list, repr=False)
+
+    def headline(self) -> str:
+        """One sentence for banners and the CLI."""
+        if self.verdict == "pass":
+            return (f"Diagnostics passed: max R-hat {self.max_rhat:.3f}, min bulk ESS "
+                    f"{self.min_ess_bulk:.0f}, min tail ESS {self.min_ess_tail:.0f}, "
+                    f"{self.divergences} divergences.")
+        word = "FAILED" if self.verdict == "fail" else "raised warnings"
+        return f"Diagnostics {word}: " + "; ".join(self.reasons) + "."
+
+
+def _max_over(ds: Any) -> tuple[float, str]:
+    best, name = -np.inf, ""
+    for v in ds.data_vars:
+        arr = np.asarray(ds[v].values, dtype=float)
+        if arr.size and np.isfinite(arr).any():
+            m = float(np.nanmax(arr))
+            if m > best:
+                best, name = m, v
+    return best, name
+
+
+def _min_over(ds: Any) -> tuple[float, str]:
+    best, name = np.inf, ""
+    for v in ds.data_vars:
+        arr = np.asarray(ds[v].values, dtype=float)
+        if arr.size and np.isfinite(arr).any():
+            m = float(np.nanmin(arr))
+            if m < best:
+                best, name = m, v
+    return best, name
+
+
+def compute_diagnostics(idata: xr.DataTree, var_names: list[str], *,
+                        thresholds: Thresholds | None = None,
+                        headline_mcse: float = float("nan")) -> Diagnostics:
+    """Run the gate over the free parameters ``var_names``."""
+    th = thresholds or Thresholds()
+    post = idata.posterior
+    var_names = [v for v in var_names if v in post]
+    # constant parameters (e.g. a fixed simplex) have undefined R-hat/ESS: leave them out
+    var_names = [v for v in var_names if float(np.nanstd(post[v].values)) > 0]
+    rhat = az.rhat(idata, var_names=var_names)
+    ess_b = az.ess(idata, var_names=var_names, method="bulk")
+    ess_t = az.ess(idata, var_names=var_names, method="tail")
+    max_rhat, rhat_at = _max_over(rhat.dataset if hasattr(rhat, "dataset") else rhat)
+    min_b, b_at = _min_over(ess_b.dataset if hasattr(ess_b, "dataset") else ess_b)
+    min_t, t_at = _min_over(ess_t.dataset if hasattr(ess_t, "dataset") else ess_t)
+    ss = idata.sample_stats
+    n = int(post.sizes["chain"] * post.sizes["draw"])
+    div = int(np.asarray(ss["diverging"].values).sum()) if "diverging" in ss else 0
+    depth_key = next((k for k in ("maxdepth_reached", "reached_max_treedepth") if k in ss), None)
+    hits = int(np.asarray(ss[depth_key].values).sum()) if depth_key else 0
+    try:
+        bf = az.bfmi(idata)
+        bfv = bf["energy"] if "energy" in bf else bf
+        min_bfmi = float(np.min(np.asarray(bfv.values if hasattr(bfv, "values") else bfv)))
+    except Exception:  # energy not recorded by every backend
+        min_bfmi = float("nan")
+    reasons: list[str] = []
+    fail = warn = False
+    if max_rhat > th.rhat_fail:
+        fail = True
+        reasons.append(f"max R-hat {max_rhat:.3f} > {th.rhat_fail} ({rhat_at})")
+    elif max_rhat > th.rhat_warn:
+        warn = True
+        reasons.append(f"max R-hat {max_rhat:.3f} > {th.rhat_warn} ({rhat_at})")
+    for label, val, at in (("bulk", min_b, b_at), ("tail", min_t, t_at)):
+        if val < th.ess_fail:
+            fail = True
+            reasons.append(f"min {label} ESS {val:.0f} < {th.ess_fail:.0f} ({at})")
+        elif val < th.ess_warn:
+            warn = True
+            reasons.append(f"min {label} ESS {val:.0f} < {th.ess_warn:.0f} ({at})")
+    if div > th.divergences_fail_share * n:
+        fail = True
+        reasons.append(f"{div} divergent transitions ({div / n:.1%} of draws)")
+    elif div > 0:
+        warn = True
+        reasons.append(f"{div} divergent transitions")
+    if hits > th.treedepth_warn_share * n:
+        warn = True
+        reasons.append(f"maximum tree depth reached in {hits} draws")
+    if np.isfinite(min_bfmi) and min_bfmi < th.bfmi_warn:
+        warn = True
+        reasons.append(f"E-BFMI {min_bfmi:.2f} < {th.bfmi_warn}")
+    verdict = "fail" if fail else ("warn" if warn else "pass")
+    checks = [
+        ("max R-hat", max_rhat, f"warn > {th.rhat_warn}, fail > {th.rhat_fail}",
+         _st(max_rhat > th.rhat_fail, max_rhat > th.rhat_warn)),
+        ("min bulk ESS", min_b, f"warn < {th.ess_warn:.0f}, fail < {th.ess_fail:.0f}",
+         _st(min_b < th.ess_fail, min_b < th.ess_warn)),
+        ("min tail ESS", min_t, f"warn < {th.ess_warn:.0f}, fail < {th.ess_fail:.0f}",
+         _st(min_t < th.ess_fail, min_t < th.ess_warn)),
+        ("divergences", float(div), f"warn > 0, fail > {th.divergences_fail_share:.1%} of draws",
+         _st(div > th.divergences_fail_share * n, div > 0)),
+        ("tree-depth hits", float(hits), f"warn > {th.treedepth_warn_share:.0%} of draws",
+         _st(False, hits > th.treedepth_warn_share * n)),
+        ("min E-BFMI", min_bfmi, f"warn < {th.bfmi_warn}",
+         _st(False, bool(np.isfinite(min_bfmi) and min_bfmi < th.bfmi_warn))),
+        ("MCSE of overall att", headline_mcse, "reported", "info"),
+    ]
+    worst = _worst_table(rhat, ess_b, ess_t)
+    return Diagnostics(verdict, max_rhat, min_b, min_t, div, n, hits, min_bfmi, headline_mcse,
+                       reasons, worst, checks)
+
+
+def _st(fail: bool, warn: bool) -> str:
+    return "fail" if fail else ("warn" if warn else "pass")
+
+
+def _worst_table(rhat: Any, ess_b: Any, ess_t: Any, k: int = 10) -> pd.DataFrame:
+    recs = []
+    for v in rhat.data_vars:
+        r = np.atleast_1d(np.asarray(rhat[v].values, dtype=float)).ravel()
+        b = np.atleast_1d(np.asarray(ess_b[v].values, dtype=float)).ravel()
+        t = np.atleast_1d(np.asarray(ess_t[v].values, dtype=float)).ravel()
+        for i in range(r.size):
+            recs.append((v if r.size == 1 else f"{v}[{i}]", r[i], b[i], t[i]))
+    df = pd.DataFrame(recs, columns=["parameter", "r_hat", "ess_bulk", "ess_tail"])
+    return df.sort_values(["ess_bulk"]).head(k).reset_index(drop=True)

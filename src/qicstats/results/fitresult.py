@@ -1,0 +1,386 @@
+"""``FitResult``: diagnostics, estimands, trajectories, checks and plots of one fit.
+
+Results objects return data (DataFrames, figures); they never print.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from qicstats.errors import ConvergenceError, IdentityError
+from qicstats.models.build import QICModel
+from qicstats.results.diagnostics import Diagnostics, Thresholds, compute_diagnostics
+from qicstats.results.draws import Predictor, param_chunks
+from qicstats.results.estimands import (
+    EstimandDraws,
+    EstimandOptions,
+    chains_of,
+    compute_estimand_draws,
+    positive_deviance,
+    summarise,
+    unit_ranks,
+)
+from qicstats.results.ppc import pointwise_loglik, predictive, residual_frame
+
+#: posterior variables never shown in the parameter summary (raw non-centred draws etc.)
+_HIDDEN_SUFFIXES = ("_z", "_variance")
+_HIDDEN = {"mix_weights", "mix_unit_loglik", "ar_eps", "secular"}
+
+
+class FitResult:
+    """The outcome of fitting a :class:`~qicstats.models.QICModel`.
+
+    Parameters
+    ----------
+    qmodel : QICModel
+        The built model (its design maps draws to predictions).
+    idata : xarray.DataTree
+        The posterior from :func:`qicstats.inference.fit`.
+    options : EstimandOptions, optional
+    thresholds : Thresholds, optional
+        Limits of the diagnostics gate.
+    name : str
+        A label for comparisons (e.g. the run name).
+    """
+
+    def __init__(self, qmodel: QICModel, idata: xr.DataTree, *,
+                 options: EstimandOptions | None = None, thresholds: Thresholds | None = None,
+                 name: str = "fit"):
+        self.qmodel = qmodel
+        self.idata = idata
+        self.options = options or EstimandOptions()
+        self.thresholds = thresholds or Thresholds()
+        self.name = name
+
+    # ---- the gate ----------------------------------------------------------------------
+    @cached_property
+    def _diagnostics(self) -> Diagnostics:
+        att = self.estimands()
+        head = att[(att["estimand"] == "att") & (att["scope"] == "overall")]
+        mcse = float(head["mcse"].iloc[0]) if len(head) else float("nan")
+        return compute_diagnostics(self.idata, self.qmodel.free_parameter_names(),
+                                   thresholds=self.thresholds, headline_mcse=mcse)
+
+    def diagnostics(self) -> Diagnostics:
+        """The diagnostics gate (verdict pass/warn/fail and the numbers behind it)."""
+        return self._diagnostics
+
+    @property
+    def verdict(self) -> str:
+        """``"pass"``, ``"warn"`` or ``"fail"``."""
+        return self.diagnostics().verdict
+
+    def check(self, strict: bool = False) -> Diagnostics:
+        """Raise :class:`ConvergenceError` if the gate fails (or, with ``strict``, warns)."""
+        dg = self.diagnostics()
+        if dg.verdict == "fail" or (strict and dg.verdict == "warn"):
+            raise ConvergenceError(dg.headline(), dg)
+        return dg
+
+    # ---- parameters ------------------------------------------------------------------------
+    def summary(self, var_names: list[str] | None = None) -> pd.DataFrame:
+        """Posterior summary of the model parameters (ArviZ, the package's interval).
+
+        Columns: ``parameter``, ``mean``, ``sd``, ``lower``, ``upper``, ``ess_bulk``,
+        ``ess_tail``, ``r_hat``, ``mcse_mean``, ``mcse_sd``.
+        """
+        post = self.idata.posterior
+        if var_names is None:
+            var_names = [v for v in post.data_vars
+                         if v not in _HIDDEN and not v.endswith(_HIDDEN_SUFFIXES)
+                         and not v.startswith(("u_unit", "v_level_unit", "v_slope_unit",
+                                               "latent_"))
+                         and float(np.nanstd(post[v].values)) > 0]
+        s = az.summary(self.idata, var_names=var_names, ci_prob=self.options.interval_prob,
+                       ci_kind="eti", round_to="none")
+        s = s.reset_index().rename(columns={"index": "parameter", "label": "parameter"})
+        if "parameter" not in s.columns:
+            s = s.rename(columns={s.columns[0]: "parameter"})
+        lb = [c for c in s.columns if c.endswith("_lb")]
+        ub = [c for c in s.columns if c.endswith("_ub")]
+        if lb and ub:
+            s = s.rename(columns={lb[0]: "lower", ub[0]: "upper"})
+        cols = ["parameter", "mean", "sd", "lower", "upper", "ess_bulk", "ess_tail", "r_hat",
+                "mcse_mean", "mcse_sd"]
+        s = s[[c for c in cols if c in s.columns]]
+        for c in cols[1:]:
+            if c in s.columns:
+                s[c] = pd.to_numeric(s[c], errors="coerce")
+        return s.reset_index(drop=True)
+
+    # ---- estimands -------------------------------------------------------------------------
+    @cached_property
+    def _estimand_draws(self) -> EstimandDraws:
+        return compute_estimand_draws(self.qmodel, self.idata, self.options)
+
+    def estimand_draws(self) -> EstimandDraws:
+        """Per-draw values of every estimand (for custom summaries)."""
+        return self._estimand_draws
+
+    @cached_property
+    def _estimands(self) -> pd.DataFrame:
+        return summarise(self._estimand_draws, chains_of(self.idata), self.options)
+
+    def estimands(self, estimand: str | None = None, scope: str | None = None) -> pd.DataFrame:
+        """The tidy estimands table, optionally filtered by ``estimand`` and ``scope``."""
+        df = self._estimands
+        if estimand is not None:
+            df = df[df["estimand"] == estimand]
+        if scope is not None:
+            df = df[df["scope"] == scope]
+        return df.reset_index(drop=True).copy()
+
+    def unit_ranks(self) -> pd.DataFrame:
+        """Rank distributions of unit improvement (1 = most improved)."""
+        return unit_ranks(self._estimand_draws, self.options)
+
+    def positive_deviance(self) -> pd.DataFrame:
+        """Units beating (or falling short of) their collaborative's expected improvement."""
+        return positive_deviance(self._estimands, self.options)
+
+    def headline(self) -> str:
+        """A plain-language answer to "did it beat the secular trend?"."""
+        est = self.estimands()
+        row = est[(est["estimand"] == "att") & (est["scope"] == "overall")]
+        if row.empty:
+            return "No participating unit-periods after joining: nothing to estimate."
+        r = row.iloc[0]
+        pct = self.qmodel.design.family in ("binomial", "betabinomial")
+        f = (lambda v: f"{100 * v:+.1f}") if pct else (lambda v: f"{v:+.3g}")
+        unit = " percentage points" if pct else ""
+        better = "improvement" if self.options.direction == "increase" else "reduction"
+        tr = est[(est["estimand"] == "trend_change") & (est["scope"] == "overall")]
+        trend = (f" Over the same periods the secular trend alone changed the outcome by "
+                 f"{f(tr.iloc[0]['mean'])}{unit}." if len(tr) else "")
+        ip = int(round(100 * self.options.interval_prob))
+        return (f"Beyond the secular trend, participating units changed by {f(r['mean'])}{unit} "
+                f"({ip}% interval {f(r['lower'])} to {f(r['upper'])}); the posterior "
+                f"probability of an {better} is {r['prob_improved']:.0%}.{trend}")
+
+    # ---- trajectories ----------------------------------------------------------------------
+    @cached_property
+    def _trajectories(self) -> pd.DataFrame:
+        return _trajectories(self.qmodel, self.idata, self.options.interval_prob)
+
+    def trajectories(self, axis: str = "period", scope: str | None = None) -> pd.DataFrame:
+        """Observed, fitted and counterfactual series.
+
+        Parameters
+        ----------
+        axis : {"period", "event_time"}
+            Calendar periods, or periods since joining (participating units).
+        scope : {"overall", "collaborative", "comparison"}, optional
+
+        Returns
+        -------
+        DataFrame
+            ``scope``, ``group``, ``axis``, ``x``, ``observed``, ``fitted``, ``fitted_lower``,
+            ``fitted_upper``, ``counterfactual``, ``cf_lower``, ``cf_upper``, ``n_units``.
+        """
+        df = self._trajectories
+        df = df[df["axis"] == axis]
+        if scope is not None:
+            df = df[df["scope"] == scope]
+        return df.reset_index(drop=True).copy()
+
+    # ---- checks ----------------------------------------------------------------------------
+    @cached_property
+    def _ppc(self) -> dict[str, np.ndarray]:
+        seed = int(self.idata.attrs.get("qicstats_seed", 0))
+        return predictive(self.qmodel, self.idata, seed=seed)
+
+    def posterior_predictive(self) -> dict[str, np.ndarray]:
+        """Posterior predictive draws (``mean`` and ``yrep``, thinned, seeded)."""
+        return self._ppc
+
+    def residuals(self) -> pd.DataFrame:
+        """Standardised posterior predictive residuals per observed unit-period."""
+        return residual_frame(self.qmodel, self._ppc)
+
+    def ppc_summary(self) -> pd.DataFrame:
+        """Share of observations outside their 90 % predictive interval, overall and by unit
+        type, with the expected 10 %."""
+        r = self.residuals()
+        part = {self.qmodel.design.unit_names[u] for u in
+                np.flatnonzero(self.qmodel.design.participating)}
+        r["group"] = np.where(r["unit"].isin(part), "participating", "comparison")
+        out = (r.groupby("group")["outside"].agg(["mean", "size"])
+               .rename(columns={"mean": "share_outside_90", "size": "n"}).reset_index())
+        tot = pd.DataFrame({"group": ["all"], "share_outside_90": [r["outside"].mean()],
+                            "n": [len(r)]})
+        return pd.concat([tot, out], ignore_index=True)
+
+    def residual_signals(self) -> pd.DataFrame:
+        """Anhøj runs rules on each unit's standardised residuals (special-cause variation
+        the model does not explain)."""
+        from qicstats.spc import residual_signals
+
+        r = self.residuals().dropna(subset=["residual"])
+        return residual_signals(r, group="unit", x="t", y="residual", center=0.0)
+
+    def loo(self, by: str = "observation") -> Any:
+        """PSIS-LOO (ArviZ).
+
+        Parameters
+        ----------
+        by : {"observation", "unit"}
+            Leave out one unit-period, or one whole unit (its log likelihood summed).
+        """
+        ll, units = self._loglik
+        if by == "unit":
+            u = np.array(units)
+            names = sorted(set(units))
+            ll = np.stack([ll[..., u == n].sum(axis=-1) for n in names], axis=-1)
+        tree = xr.DataTree.from_dict({
+            "posterior": self.idata.posterior.to_dataset(),
+            "log_likelihood": xr.Dataset({"y": (("chain", "draw", "obs"), ll)}),
+        })
+        return az.loo(tree, var_name="y")
+
+    @cached_property
+    def _loglik(self) -> tuple[np.ndarray, list[str]]:
+        return pointwise_loglik(self.qmodel, self.idata)
+
+    # ---- plots -------------------------------------------------------------------------------
+    def plot_trajectories(self, axis: str = "period", scope: str = "overall") -> Any:
+        """Observed vs counterfactual trajectories (a matplotlib Figure)."""
+        from qicstats.results.plots import plot_trajectories
+
+        return plot_trajectories(self, axis=axis, scope=scope)
+
+    def plot_units(self) -> Any:
+        """Caterpillar plot of unit improvement with P(improvement) and deviance flags."""
+        from qicstats.results.plots import plot_units
+
+        return plot_units(self)
+
+    def plot_ppc(self) -> Any:
+        """Observed vs posterior predictive intervals (a matplotlib Figure)."""
+        from qicstats.results.plots import plot_ppc
+
+        return plot_ppc(self)
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the posterior (NetCDF) with the options needed to rebuild this result."""
+        path = Path(path)
+        idata = self.idata.copy()
+        idata.attrs["qicstats_options"] = json.dumps(asdict(self.options), sort_keys=True)
+        idata.attrs["qicstats_thresholds"] = json.dumps(asdict(self.thresholds), sort_keys=True)
+        idata.attrs["qicstats_name"] = self.name
+        idata.attrs.setdefault("qicstats_data_hash", self.qmodel.data_hash)
+        tmp = path.with_name(path.name + ".partial")
+        idata.to_netcdf(tmp, engine="h5netcdf")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, qmodel: QICModel) -> "FitResult":
+        """Read a saved posterior for ``qmodel``; refuses one fitted to other data or spec.
+
+        Raises
+        ------
+        IdentityError
+            When the saved data hash or model spec differs from ``qmodel``'s.
+        """
+        idata = xr.open_datatree(Path(path), engine="h5netcdf").load()
+        saved = idata.attrs.get("qicstats_data_hash")
+        if saved != qmodel.data_hash:
+            raise IdentityError(
+                f"{path} was fitted to other data (data hash {str(saved)[:12]}... vs "
+                f"{qmodel.data_hash[:12]}...); refit, or load it with the data it was fitted to")
+        spec = json.dumps(qmodel.spec.to_dict(), sort_keys=True, default=str)
+        if idata.attrs.get("qicstats_spec") != spec:
+            raise IdentityError(f"{path} was fitted with another model specification")
+        opts = json.loads(idata.attrs.get("qicstats_options", "{}"))
+        if "horizons" in opts:
+            opts["horizons"] = tuple(opts["horizons"])
+        th = json.loads(idata.attrs.get("qicstats_thresholds", "{}"))
+        return cls(qmodel, idata, options=EstimandOptions(**opts), thresholds=Thresholds(**th),
+                   name=str(idata.attrs.get("qicstats_name", "fit")))
+
+    # ---- notebooks ---------------------------------------------------------------------------
+    def _repr_html_(self) -> str:
+        dg = self.diagnostics()
+        colour = {"pass": "#1b7837", "warn": "#b35806", "fail": "#b2182b"}[dg.verdict]
+        est = self.estimands(scope="overall")
+        import html
+
+        return (f"<div><p style='color:{colour};font-weight:bold'>{html.escape(dg.headline())}"
+                f"</p><p>{html.escape(self.headline())}</p>"
+                f"{est.to_html(index=False, float_format=lambda v: f'{v:.4g}')}</div>")
+
+    def __repr__(self) -> str:
+        return f"<FitResult {self.name!r}: family={self.qmodel.family}, verdict={self.verdict}>"
+
+
+def _trajectories(qm: QICModel, idata: xr.DataTree, prob: float) -> pd.DataFrame:
+    d = qm.design
+    rows = d.rows
+    pred = Predictor(qm, rows)
+    w = {"binomial": "denominator", "betabinomial": "denominator", "poisson": "exposure",
+         "negbinomial": "exposure"}.get(d.family)
+    weight = d.y[w] if w else np.ones(rows.n)
+    y = {"binomial": "numerator", "betabinomial": "numerator", "poisson": "count",
+         "negbinomial": "count", "gaussian": "value"}[d.family]
+    yv = d.y[y]
+    part = d.participating[rows.unit]
+    coll = np.array([d.collaborative[u] or "" for u in rows.unit], dtype=object)
+    jt = d.join_t[rows.unit]
+    event = np.where(part, rows.t - np.nan_to_num(jt), np.nan)
+    specs = []  # (scope, group, axis, mask, key)
+    specs.append(("overall", "participating", "period", part, rows.t))
+    specs.append(("comparison", "comparison", "period", ~part, rows.t))
+    specs.append(("overall", "participating", "event_time", part, event))
+    for c in sorted(set(coll[part])):
+        m = part & (coll == c)
+        specs.append(("collaborative", c, "period", m, rows.t))
+        specs.append(("collaborative", c, "event_time", m, event))
+    groups = []
+    for scope, grp, axis, mask, key in specs:
+        if not mask.any():
+            continue
+        keys = np.unique(key[mask])
+        M = np.zeros((rows.n, len(keys)))
+        pos = {k: i for i, k in enumerate(keys)}
+        for i in np.flatnonzero(mask):
+            M[i, pos[key[i]]] = weight[i]
+        tot = M.sum(axis=0)
+        tot[tot == 0] = np.nan
+        obs = (yv @ (M > 0)) / tot
+        n_units = [len(set(rows.unit[mask & (key == k)])) for k in keys]
+        groups.append((scope, grp, axis, keys, M, tot, obs, n_units))
+    fit_acc = [[] for _ in groups]
+    cf_acc = [[] for _ in groups]
+    for _, p in param_chunks(qm, idata):
+        mu = pred.mean(p)
+        cf = pred.mean(p, counterfactual=True)
+        for j, g in enumerate(groups):
+            M, tot = g[4], g[5]
+            fit_acc[j].append((mu @ M) / tot)
+            cf_acc[j].append((cf @ M) / tot)
+    lo, hi = (1 - prob) / 2, 1 - (1 - prob) / 2
+    recs = []
+    for j, (scope, grp, axis, keys, M, tot, obs, n_units) in enumerate(groups):
+        F = np.concatenate(fit_acc[j])
+        C = np.concatenate(cf_acc[j])
+        for i, k in enumerate(keys):
+            x = d.period_labels[int(k)] if axis == "period" else int(k)
+            recs.append({"scope": scope, "group": grp, "axis": axis, "x": x,
+                         "t": int(k) if axis == "period" else np.nan,
+                         "observed": obs[i], "fitted": F[:, i].mean(),
+                         "fitted_lower": np.quantile(F[:, i], lo),
+                         "fitted_upper": np.quantile(F[:, i], hi),
+                         "counterfactual": C[:, i].mean(),
+                         "cf_lower": np.quantile(C[:, i], lo),
+                         "cf_upper": np.quantile(C[:, i], hi), "n_units": n_units[i]})
+    return pd.DataFrame(recs)
