@@ -1,0 +1,29 @@
+"""Regenerate the stored posteriors used by tests that must not sample.
+
+    python tests/data/posteriors/make_posteriors.py
+
+Each file is a short nutpie run (2 chains x 150 draws) of a tiny panel from
+``qicstats.testing``; the tests only need draws of the right shape, not converged ones.
+"""
+
+from pathlib import Path
+
+from qicstats.inference import SamplerConfig, fit
+from qicstats.models import ModelSpec, build
+from qicstats.testing import tiny_indicators, tiny_panel
+
+HERE = Path(__file__).parent
+
+
+def tiny_binomial_model():
+    """The model of ``tiny_binomial.nc`` (tests rebuild it to reuse the stored draws)."""
+    data = tiny_panel("binomial")
+    im = tiny_indicators(data, missing_units=2, uncertain_units=1)
+    return data, im, build(data, ModelSpec(trend="linear"), im)
+
+
+if __name__ == "__main__":
+    data, im, qm = tiny_binomial_model()
+    idata = fit(qm, SamplerConfig(chains=2, draws=150, tune=300, seed=11, progress=False))
+    idata.to_netcdf(HERE / "tiny_binomial.nc", engine="h5netcdf")
+    print("wrote", HERE / "tiny_binomial.nc")
