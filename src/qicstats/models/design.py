@@ -405,6 +405,14 @@ def _attach_indicators(design: Design, im: IndicatorMatrix, spec: ModelSpec) -> 
     k_of = {n: k for k, n in enumerate(names)}
     cells["k"] = cells["indicator"].map(k_of).astype(int)
     cells["u"] = cells["unit"].astype(str).map(unit_pos).astype(int)
+    # comparison units take no part in the collaborative: uncoded, they sit at the reference
+    # level (standardised 0 for continuous indicators) rather than being imputed
+    comp = ~design.participating[cells["u"].to_numpy()] & (cells["status"] != "observed").to_numpy()
+    if comp.any():
+        cells.loc[comp, "value"] = [inds[k].center if inds[k].type == "continuous" else 0.0
+                                    for k in cells.loc[comp, "k"]]
+        cells.loc[comp, "status"] = "observed"
+        cells.loc[comp, "probs"] = None
     # the value the linear predictor uses: level index, or the standardised continuous value
     zvalue = np.full(len(cells), np.nan)
     latent_pos = np.full(len(cells), -1, dtype=int)
