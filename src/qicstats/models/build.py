@@ -125,11 +125,10 @@ def build(data: PanelData, spec: ModelSpec | None = None,
     p: dict[str, Any] = {}
     centered = dict(spec.centered)
 
-    def is_centered(lv: str, n_groups: int) -> bool:
-        c = centered.get(lv, centered.get("default", False))
+    def is_centered(lv: str, term: str, sd_prior: Prior) -> bool:
+        c = centered.get(lv, centered.get("default", "auto"))
         if c == "auto":
-            # centred where each group carries much data (many rows per group)
-            return d.rows.n / max(n_groups, 1) >= 50
+            return lv == "unit" and _data_dominates(d, term, sd_prior)
         return bool(c)
 
     with pm.Model(coords=coords) as model:
@@ -167,14 +166,16 @@ def build(data: PanelData, spec: ModelSpec | None = None,
         # ---- baseline random effects and unit-specific trends ----------------------
         for lv in spec.levels_for("baseline", d.levels):
             g = d.base_groups[lv]
+            pr = prior(f"sd_u_{lv}")
             p[f"u_{lv}"] = _random_effect(
-                f"u_{lv}", prior(f"sd_u_{lv}"), lv, g.n,
+                f"u_{lv}", pr, lv, g.n,
                 zero_sum=spec.zero_sum and lv == "collaborative" and g.n > 1,
-                centered=is_centered(lv, g.n))
+                centered=is_centered(lv, "baseline", pr))
         for lv in spec.levels_for("trend", d.levels):
             g = d.base_groups[lv]
-            p[f"w_trend_{lv}"] = _random_effect(f"w_trend_{lv}", prior(f"sd_trend_{lv}"), lv, g.n,
-                                                centered=is_centered(lv, g.n))
+            pr = prior(f"sd_trend_{lv}")
+            p[f"w_trend_{lv}"] = _random_effect(f"w_trend_{lv}", pr, lv, g.n,
+                                                centered=is_centered(lv, "trend", pr))
 
         if d.covariate_names:
             p["beta"] = prior("beta").create("beta", dims="covariate")
@@ -211,12 +212,17 @@ def build(data: PanelData, spec: ModelSpec | None = None,
                     p[f"v_level_{lv}"], p[f"v_slope_{lv}"] = _correlated(
                         lv, g.n, prior(f"sd_level_{lv}"), prior(f"sd_slope_{lv}"), dim)
                     continue
+                # zero-sum collaborative effects: with few collaboratives the average change
+                # is then level_change itself, not confounded with the group effects
+                zs = spec.zero_sum and lv == "collaborative" and g.n > 1
                 if lv in lv_levels:
-                    p[f"v_level_{lv}"] = _random_effect(f"v_level_{lv}", prior(f"sd_level_{lv}"), dim,
-                                                        g.n, centered=is_centered(lv, g.n))
+                    pr = prior(f"sd_level_{lv}")
+                    p[f"v_level_{lv}"] = _random_effect(f"v_level_{lv}", pr, dim, g.n, zero_sum=zs,
+                                                        centered=is_centered(lv, "level", pr))
                 if lv in sl_levels:
-                    p[f"v_slope_{lv}"] = _random_effect(f"v_slope_{lv}", prior(f"sd_slope_{lv}"), dim,
-                                                        g.n, centered=is_centered(lv, g.n))
+                    pr = prior(f"sd_slope_{lv}")
+                    p[f"v_slope_{lv}"] = _random_effect(f"v_slope_{lv}", pr, dim, g.n, zero_sum=zs,
+                                                        centered=is_centered(lv, "slope", pr))
 
         # ---- AR(1) latent residuals -----------------------------------------------------
         if spec.ar1:
@@ -240,6 +246,34 @@ def build(data: PanelData, spec: ModelSpec | None = None,
 
 
 # ------------------------------------------------------------------------------------------
+def _data_dominates(d: Design, term: str, sd_prior: Prior) -> bool:
+    """Centre a unit-level effect when every unit's data pin it down far more tightly than the
+    prior scale of its sd (the non-centred form then mixes worse)."""
+    scale = float(sd_prior.params.get("sigma", sd_prior.params.get("beta", 0.0)) or 0.0)
+    if scale <= 0 or d.rows.n == 0:
+        return False
+    fam = d.family
+    if fam in ("binomial", "betabinomial"):
+        num, den = d.y["numerator"], d.y["denominator"]
+        pbar = (num.sum() + 0.5) / (den.sum() + 1.0)
+        w = den * pbar * (1 - pbar)
+        if fam == "betabinomial":
+            w = w / (1 + den / 100.0)
+    elif fam in ("poisson", "negbinomial"):
+        w = d.y["count"].astype(float) + 0.5
+    else:
+        w = np.full(d.rows.n, 1.0 / max(d.y_sd, 1e-9) ** 2)
+    x = {"baseline": np.ones(d.rows.n), "level": d.rows.D, "slope": d.rows.e,
+         "trend": d.tau[d.rows.t]}[term]
+    info = np.bincount(d.rows.unit, weights=w * x**2, minlength=d.n_units)
+    if term in ("level", "slope"):
+        info = info[d.participating]
+    if not len(info) or info.min() <= 0:
+        return False
+    se = 1.0 / np.sqrt(np.quantile(info, 0.1))
+    return bool(se < 0.25 * scale)
+
+
 def _random_effect(name: str, sd_prior: Prior, dim: str, n: int, *, zero_sum: bool = False,
                    centered: bool = False) -> Any:
     sd = sd_prior.create(_sd_name(name))
@@ -306,7 +340,7 @@ def _latent_codes(d: Design, p: dict[str, Any]) -> None:
         return
     for k, ind in enumerate(d.indicators):
         cells_k = info[info["k"] == k]
-        obs = cells_k[cells_k["status"] == "observed"]
+        obs = cells_k[(cells_k["status"] == "observed") & ~cells_k["uncoded_comparison"]]
         if ind.type == "continuous":
             if d.n_latent.get(k):
                 mu = pm.Normal(f"latent_{ind.name}_mu", 0.0, 1.0)

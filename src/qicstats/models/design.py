@@ -408,6 +408,8 @@ def _attach_indicators(design: Design, im: IndicatorMatrix, spec: ModelSpec) -> 
     # comparison units take no part in the collaborative: uncoded, they sit at the reference
     # level (standardised 0 for continuous indicators) rather than being imputed
     comp = ~design.participating[cells["u"].to_numpy()] & (cells["status"] != "observed").to_numpy()
+    # placeholders, not codes: the priors of latent codes must not learn from them
+    cells["uncoded_comparison"] = comp
     if comp.any():
         cells.loc[comp, "value"] = [inds[k].center if inds[k].type == "continuous" else 0.0
                                     for k in cells.loc[comp, "k"]]

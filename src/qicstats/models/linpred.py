@@ -76,12 +76,23 @@ def linear_predictor(p: Mapping[str, Any], d: Design, rows: Rows, xp: Any, *,
         positive deviance uses the collaborative-level expectation.
     """
     u, t = rows.unit, rows.t
-    eta = _col(p["intercept"], xp) + p["secular"][..., t]
+    N = d.n_units
+    units = np.arange(N)
+    # random effects are summed per unit first (N values), then gathered once per row
+    base_u = None
+    trend_u = None
     for lv, g in d.base_groups.items():
         if f"u_{lv}" in p:
-            eta = eta + p[f"u_{lv}"][..., g.of_unit[u]]
+            term = p[f"u_{lv}"][..., g.of_unit[units]] if lv != "unit" else p[f"u_{lv}"]
+            base_u = term if base_u is None else base_u + term
         if f"w_trend_{lv}" in p:
-            eta = eta + p[f"w_trend_{lv}"][..., g.of_unit[u]] * d.tau[t]
+            term = p[f"w_trend_{lv}"][..., g.of_unit[units]]
+            trend_u = term if trend_u is None else trend_u + term
+    eta = _col(p["intercept"], xp) + p["secular"][..., t]
+    if base_u is not None:
+        eta = eta + base_u[..., u]
+    if trend_u is not None:
+        eta = eta + trend_u[..., u] * d.tau[t]
     if rows.X.shape[1]:
         eta = eta + _dot(rows.X, p["beta"], xp)
     z = indicator_values(p, d, rows, xp)
@@ -93,15 +104,22 @@ def linear_predictor(p: Mapping[str, Any], d: Design, rows: Rows, xp: Any, *,
         return eta
     D = rows.D
     e = rows.e
-    lvl = _col(p["level_change"], xp)
-    slp = _col(p["slope_change"], xp)
+    lvl_u = slp_u = None
     for lv, g in d.change_groups.items():
         if change_levels is not None and lv not in change_levels:
             continue
         if f"v_level_{lv}" in p:
-            lvl = lvl + p[f"v_level_{lv}"][..., g.of_unit[u]]
+            term = p[f"v_level_{lv}"][..., g.of_unit[units]]
+            lvl_u = term if lvl_u is None else lvl_u + term
         if f"v_slope_{lv}" in p:
-            slp = slp + p[f"v_slope_{lv}"][..., g.of_unit[u]]
+            term = p[f"v_slope_{lv}"][..., g.of_unit[units]]
+            slp_u = term if slp_u is None else slp_u + term
+    lvl = _col(p["level_change"], xp)
+    slp = _col(p["slope_change"], xp)
+    if lvl_u is not None:
+        lvl = lvl + lvl_u[..., u]
+    if slp_u is not None:
+        slp = slp + slp_u[..., u]
     for j, k in enumerate(_role_index(d, "moderator")):
         lvl = lvl + _col(p["ind_level"][..., j], xp) * z[k]
         slp = slp + _col(p["ind_slope"][..., j], xp) * z[k]

@@ -7,7 +7,8 @@ overridden from the config's ``model.priors`` mapping by the same name.
 
 Defaults (weakly informative on the link scale; ``T`` = number of periods in the grid, ``H`` =
 the longest observed time since joining, in periods, at least 1; ``m`` = link of the pooled
-outcome, ``s_y`` = sd of a Gaussian outcome):
+outcome, ``s_y`` = sd of a Gaussian outcome; for the Gaussian family every link-scale scale
+below is multiplied by ``s_y``):
 
 ============================  =================================================
 name                          default
@@ -22,7 +23,7 @@ slope_change                  Normal(0, 1 / H)   per period since joining
 sd_u_<level>                  HalfNormal(1)
 sd_level_<level>              HalfNormal(0.5)
 sd_slope_<level>              HalfNormal(0.5 / H)
-sd_trend_<level>              HalfNormal(0.5 / T)
+sd_trend_<level>              HalfNormal(0.5 / (T - 1))
 ind_main, ind_level           Normal(0, 1)        (per indicator; highest vs lowest level)
 ind_slope                     Normal(0, 1 / H)
 mo_<indicator>                Dirichlet(1, ..., 1)  (monotonic steps)
