@@ -1,0 +1,496 @@
+"""Tests of the HTML reports and paper tables (``qicstats.report``), on a stored posterior.
+
+No sampling: the fit is ``tests/data/posteriors/tiny_binomial.nc`` (a short, unconverged run,
+so its diagnostics fail: the red banner).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import xarray as xr
+
+from qicstats.errors import ConfigError, DataValidationError
+from qicstats.report import (
+    SECTIONS,
+    RunView,
+    config_differences,
+    estimands_latex,
+    estimands_markdown,
+    markdown_table,
+    render_comparison_report,
+    render_run_report,
+    write_tables,
+)
+from qicstats.results import FitResult
+
+POSTERIORS = Path(__file__).parent / "data" / "posteriors"
+DATE = "2026-11-20"
+EVIL = "<script>alert(1)</script>"
+CONFIG_TEXT = "model:\n  trend: linear\nsampler:\n  seed: 11\n"
+
+
+def _model():
+    sys.path.insert(0, str(POSTERIORS))
+    try:
+        from make_posteriors import tiny_binomial_model
+    finally:
+        sys.path.remove(str(POSTERIORS))
+    return tiny_binomial_model()
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    data, im, qm = _model()
+    idata = xr.open_datatree(POSTERIORS / "tiny_binomial.nc", engine="h5netcdf").load()
+    return data, im, qm, idata
+
+
+@pytest.fixture(scope="module")
+def fr(tiny):
+    data, im, qm, idata = tiny
+    return FitResult(qm, idata, name="tiny")
+
+
+@pytest.fixture(scope="module")
+def baselines(tiny):
+    from qicstats.compare import frequentist_baselines
+
+    return frequentist_baselines(tiny[0])
+
+
+@pytest.fixture(scope="module")
+def html(tiny, fr, baselines):
+    data, im, _, _ = tiny
+    return render_run_report(fr, data=data, indicators=im, baselines=baselines,
+                             provenance={"date": DATE}, config_text=CONFIG_TEXT)
+
+
+def _row(*cells: str) -> str:
+    """A regex for consecutive table cells with these (escaped) texts, any classes."""
+    return "".join(rf"<td[^>]*>{re.escape(c)}</td>" for c in cells)
+
+
+def _sections_in(page: str) -> list[str]:
+    return re.findall(r'data-section="([a-z]+)"', page)
+
+
+# --------------------------------------------------------------------------------------
+# structure
+# --------------------------------------------------------------------------------------
+def test_banner_is_first_and_red_for_the_failed_fit(html):
+    assert html.startswith("<!DOCTYPE html>")
+    banner = html.index('<section class="banner fail"')
+    assert banner < html.index('id="headline"') < html.index('class="report-section"')
+    # nothing of substance precedes the banner: only the page title
+    body = html[html.index("<main>"):banner]
+    assert "<table" not in body and "<figure" not in body and "<section" not in body
+    assert "Diagnostics FAILED" in html
+    assert "The estimates below must not be trusted yet" in html
+    # the numbers of the gate (max R-hat, ESS, divergences, MCSE of the headline)
+    assert "max R-hat: <b>1.053</b>" in html
+    assert "min bulk ESS: <b>79</b>" in html
+    assert "min tail ESS: <b>51</b>" in html
+    assert "divergences: <b>0 of 300 draws</b>" in html
+    assert "MCSE of headline: <b>0.13 pp</b>" in html
+    assert "What to do:" in html and "reparameterise" in html.lower()
+    assert "provisional: diagnostics failed" in html
+
+
+@pytest.mark.parametrize("verdict", ["pass", "warn", "fail"])
+def test_banner_class_follows_the_verdict(fr, tiny, monkeypatch, verdict):
+    dg = fr.diagnostics()
+    reasons = {"pass": [], "warn": ["3 divergent transitions"], "fail": dg.reasons}[verdict]
+    fake = dataclasses.replace(dg, verdict=verdict, reasons=reasons)
+    monkeypatch.setattr(fr, "diagnostics", lambda: fake)
+    page = render_run_report(fr, data=tiny[0], sections=["diagnostics"],
+                             provenance={"date": DATE})
+    first = re.search(r'<section class="banner (\w+)"', page)
+    assert first is not None and first.group(1) == verdict
+    assert f'data-verdict="{verdict}"' in page
+    others = {"pass", "warn", "fail"} - {verdict}
+    assert not any(f'class="banner {o}"' in page for o in others)
+    if verdict == "pass":
+        assert "must not be trusted" not in page and "What to do:" not in page
+        assert "class=\"provisional" not in page
+    else:
+        assert "must not be trusted yet" in page and "What to do:" in page
+    if verdict == "warn":
+        assert "target_accept" in page  # divergences -> raise target_accept
+
+
+def test_every_section_in_order(html):
+    assert _sections_in(html) == list(SECTIONS)
+    assert "could not be rendered" not in html
+    assert "could not be drawn" not in html
+
+
+def test_sections_select_and_the_verdict_stays_first(fr, tiny):
+    page = render_run_report(fr, data=tiny[0], sections=["units", "estimands"],
+                             provenance={"date": DATE})
+    assert _sections_in(page) == ["estimands", "units"]  # page order, not call order
+    # the trust verdict is shown even without the diagnostics section (compactly)
+    assert page.index('class="banner fail compact"') < page.index('data-section="estimands"')
+    assert 'id="headline"' not in page
+
+
+def test_unknown_section_is_a_config_error(fr, tiny):
+    with pytest.raises(ConfigError) as ei:
+        render_run_report(fr, data=tiny[0], sections=["estimands", "appendix"])
+    assert "appendix" in str(ei.value)
+    assert "choose among" in str(ei.value)
+    with pytest.raises(ConfigError):
+        render_run_report(fr, data=tiny[0], sections=[])
+
+
+def test_headline_answers_the_question_in_plain_words(html):
+    head = html[html.index('id="headline"'):html.index("</section>", html.index('id="headline"'))]
+    # att overall 0.1191 (0.0744, 0.1578), all 300 draws positive
+    assert "<span class=\"answer\">Yes.</span>" in head
+    assert "changed by +11.9 percentage points (95% interval +7.4 to +15.8)" in head
+    assert "probability of an improvement is &gt;99%" in head
+    # trend change 0.0445 (0.0232, 0.0614)
+    assert "secular trend alone changed the outcome by +4.5 percentage points" in head
+    # collaboratives: C1 +12.8 is the most improved, C2 +10.8 the least
+    assert "Most: C1 (+12.8" in head and "least: C2 (+10.8" in head
+    assert "2 of 2 collaboratives improved with probability ≥ 90%" in head
+    assert "8 of 8 participating units" in head
+    # strongest indicator contrast: coordinator main effect, P(>0) = 0.817
+    assert "coordinator: yes vs no" in head and "+3.2 percentage points" in head
+    assert "82%" in head
+    assert "1.27 times" in head  # att_ratio
+
+
+def test_data_section(html):
+    sec = html[html.index('data-section="data"'):html.index('data-section="trajectories"')]
+    assert "11 (8 participating, 3 comparison)" in sec
+    assert "12 month periods, 2024-01 to 2024-12" in sec
+    assert "collaborative &gt; site &gt; unit" in sec
+    assert re.search(_row("C1", "4", "2024-04", "2024-05", "48"), sec)
+    assert "3 comparison units never join" in sec and "k1, k2, k3" in sec
+    assert "every unit is observed in all 12 periods" in sec
+    assert sec.count("<svg") == 1  # the join schedule; the SPC charts have their section
+    assert "in the section &#39;Statistical process control&#39; below" in sec
+
+
+def test_spc_section(html, fr, tiny):
+    sec = html[html.index('data-section="spc"'):html.index('data-section="frequentist"')]
+    assert sec.count("<svg") == 1 and "p-charts (qicharts2 conventions" in sec
+    assert "11 of 11 units" in sec
+    # one row per unit and phase: 8 participating units x 2 phases + 3 comparison units
+    assert sec.count("before joining</td>") == 11 and sec.count("after joining</td>") == 8
+    assert "0 of 11 series show a runs signal; after joining 0 of 8" in sec
+    # c1u1 before joining: 3 points, 35.6% (numerators 17 + 17 + 8 over 53 + 41 + 24)
+    assert re.search(_row("c1u1", "before joining", "3", "35.6%"), sec)
+    # without the spc section, the data section carries the small multiples itself
+    page = render_run_report(fr, data=tiny[0], sections=["data"], provenance={"date": DATE})
+    data_sec = page[page.index('data-section="data"'):]
+    assert data_sec.count("<svg") == 2 and "p-charts" in data_sec
+
+
+def test_estimands_units_indicators_ppc_sections(html):
+    est = html[html.index('data-section="estimands"'):html.index('data-section="units"')]
+    assert "<td>Improvement beyond the secular trend</td>" in est
+    assert "+7.4 to +15.8" in est and ">pp<" in est
+    assert re.search(_row("C1", "+12.8 (+6.9 to +17.5)", "&gt;99%"), est)
+    units = html[html.index('data-section="units"'):html.index('data-section="indicators"')]
+    assert "<svg" in units and "rank (interval)" in units
+    # c1u2 is ranked first (mean rank 2.29), rank interval 1 to 5
+    first_row = re.search(r"<tbody>\s*<tr[^>]*>(.*?)</tr>", units, re.S).group(1)
+    assert re.search(_row("c1u2", "C1", "+16.4 (+8.6 to +24.9)", "&gt;99%", "2 (1 to 5)"),
+                     first_row)
+    ind = html[html.index('data-section="indicators"'):html.index('data-section="ppc"')]
+    assert "support: strong vs weak" in ind and "support=moderate" in ind
+    assert "No coder agreement" in ind
+    # two support codes imputed, one coordinator code uncertain
+    assert re.search(_row("support", "20", "2", "0"), ind)
+    assert re.search(_row("coordinator", "11", "0", "1"), ind)
+    ppc = html[html.index('data-section="ppc"'):html.index('data-section="spc"')]
+    assert "<svg" in ppc and "outside the 90% interval" in ppc
+    assert "No unit&#39;s residuals show special-cause variation" in ppc
+
+
+def test_frequentist_section(html):
+    sec = html[html.index('data-section="frequentist"'):html.index('data-section="methods"')]
+    assert "Bayesian (this model)" in sec and "glm_fe" in sec and "twfe_did" in sec
+    assert "The Bayesian level change on the logit scale is 0.551" in sec
+    assert "glm_fe (0.485) lies within it" in sec
+    assert "failed: LinAlgError" in sec  # a failed baseline is shown, not hidden
+
+
+def test_methods_and_provenance(html, fr):
+    sec = html[html.index('data-section="methods"'):]
+    assert "logit(p<sub>it</sub>) = η<sub>it</sub>" in sec
+    assert "Binomial(n<sub>it</sub>, p<sub>it</sub>)" in sec
+    assert "u<sup>collaborative</sup>" in sec and "v<sup>L,site</sup>" in sec
+    assert re.search(_row("sd_slope_unit", "HalfNormal(sigma=0.0625)"), sec)
+    assert "Dirichlet(1, …, 1)" in sec
+    assert "comparison units (3 units, 36 unit-periods)" in sec
+    assert "before they joined (36 unit-periods)" in sec
+    assert "after joining (60 unit-periods)" in sec
+    cfg_hash = hashlib.sha256(CONFIG_TEXT.encode()).hexdigest()
+    assert cfg_hash in sec
+    assert fr.idata.attrs["qicstats_data_hash"] in sec
+    assert "the posterior was fitted to the model&#39;s data" in sec
+    assert f"<dt>date</dt><dd>{DATE}</dd>" in sec
+    assert "<dt>seed</dt><dd>11</dd>" in sec
+    assert "<dt>pymc</dt><dd>6.4.0</dd>" in sec
+    assert "<pre>model:\n  trend: linear" in sec
+
+
+def test_missing_inputs_are_said_not_failed(fr):
+    light = ["data", "indicators", "spc", "frequentist", "methods"]  # sections with inputs
+    page = render_run_report(fr, sections=light, provenance={"date": DATE})
+    assert _sections_in(page) == light
+    assert page.count("No panel data were supplied") == 2  # data and spc
+    assert "Frequentist baselines were not supplied" in page
+    assert "The indicator matrix was not supplied" in page
+    assert "could not be rendered" not in page
+    assert "config hash</dt><dd>not recorded" in page
+
+
+def test_pipeline_provenance_keys(fr):
+    # the keys qicstats.pipeline passes: created/name stand in for date/run
+    prov = {"created": "2026-11-20T10:00:00Z", "name": "demo run", "config_hash": "abc123",
+            "data_hash": None, "seed": 7, "versions": {"qicstats": "9.9", "pymc": "6.4.0"}}
+    page = render_run_report(fr, sections=["methods"], provenance=prov)
+    assert "report date 2026-11-20T10:00:00Z" in page
+    assert "<dt>run</dt><dd>demo run</dd>" in page
+    assert "<dt>config hash</dt><dd>abc123</dd>" in page
+    assert "<dt>seed</dt><dd>7</dd>" in page  # overrides the seed stamped in the posterior
+    assert "<dt>qicstats</dt><dd>9.9</dd>" in page
+    # a None value falls back to the posterior's record
+    assert f"<dd>{fr.idata.attrs['qicstats_data_hash']}</dd>" in page
+
+
+# --------------------------------------------------------------------------------------
+# self-contained, safe, deterministic
+# --------------------------------------------------------------------------------------
+def test_no_network_references_no_scripts(html):
+    low = html.lower()
+    assert "http://" not in low and "https://" not in low
+    assert "<script" not in low and "<link" not in low and "@import" not in low
+    assert "<iframe" not in low and "<object" not in low
+    for ref in re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', html):
+        assert ref.startswith("#") or ref.startswith("data:image/png;base64,"), ref
+    for ref in re.findall(r"url\(([^)]*)\)", html):
+        assert ref.startswith("#"), ref
+
+
+def test_figures_present_and_not_empty(html):
+    n_svg = html.count("<svg")
+    n_img = html.count("<img")
+    # join schedule, SPC, 4 trajectories, caterpillar, ppc
+    assert n_svg + n_img == 8
+    assert not re.search(r'<img[^>]*src=""', html)
+    assert all(len(m) > 1000 for m in re.findall(r"<svg.*?</svg>", html, re.S))
+    # element ids are unique across the inline SVGs
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids))
+
+
+def test_size_is_reasonable(html):
+    assert len(html.encode("utf-8")) < 3_000_000
+
+
+def test_deterministic_for_the_same_inputs(tiny, fr, baselines, html):
+    data, im, _, _ = tiny
+    again = render_run_report(fr, data=data, indicators=im, baselines=baselines,
+                              provenance={"date": DATE}, config_text=CONFIG_TEXT)
+    assert again == html
+    other_day = render_run_report(fr, data=data, sections=["diagnostics"],
+                                  provenance={"date": "2027-01-01"})
+    assert "report date 2027-01-01" in other_day
+
+
+def test_title_is_escaped(fr, tiny):
+    page = render_run_report(fr, data=tiny[0], title=EVIL, sections=["diagnostics"],
+                             provenance={"date": DATE})
+    assert EVIL not in page
+    assert "<title>&lt;script&gt;alert(1)&lt;/script&gt;</title>" in page
+    assert "<h1>&lt;script&gt;alert(1)&lt;/script&gt;</h1>" in page
+
+
+@pytest.fixture(scope="module")
+def evil(tiny):
+    """The same fit with unit c1u1 renamed to a script tag and C1 to an HTML fragment."""
+    data, im, qm, idata = tiny
+    bad_coll = "<b>C1</b> & co"
+    names = tuple(EVIL if n == "c1u1" else n for n in qm.design.unit_names)
+    colls = tuple(bad_coll if c == "C1" else c for c in qm.design.collaborative)
+    design = dataclasses.replace(qm.design, unit_names=names, collaborative=colls)
+    qm2 = dataclasses.replace(qm, design=design)
+    units = data.units.copy()
+    units["unit"] = units["unit"].replace({"c1u1": EVIL})
+    units["collaborative"] = units["collaborative"].replace({"C1": bad_coll})
+    panel = data.panel.copy()
+    panel["unit"] = panel["unit"].replace({"c1u1": EVIL})
+    data2 = dataclasses.replace(data, units=units, panel=panel)
+    fr2 = FitResult(qm2, idata, name=EVIL)
+    return fr2, data2, bad_coll
+
+
+def test_unit_and_collaborative_names_are_escaped(evil):
+    fr2, data2, bad_coll = evil
+    page = render_run_report(fr2, data=data2, provenance={"date": DATE, "run": EVIL},
+                             sections=["diagnostics", "data", "estimands", "units"])
+    assert "could not be rendered" not in page
+    assert "<script" not in page.lower()
+    assert "<b>C1</b>" not in page
+    esc = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert re.search(_row(esc, "&lt;b&gt;C1&lt;/b&gt; &amp; co"), page)  # rank table
+    assert re.search(_row("&lt;b&gt;C1&lt;/b&gt; &amp; co", "+12.8 (+6.9 to +17.5)"), page)
+    assert f"Run <b>{esc}</b>" in page
+    assert "Most: &lt;b&gt;C1&lt;/b&gt; &amp; co (+12.8" in page
+
+
+def test_estimands_table_with_hostile_groups_is_escaped(fr, tiny, monkeypatch):
+    est = fr.estimands()
+    est.loc[est["scope"] == "collaborative", "group"] = est.loc[
+        est["scope"] == "collaborative", "group"].replace({"C1": EVIL})
+    monkeypatch.setattr(fr, "estimands", lambda estimand=None, scope=None: est[
+        ((est["estimand"] == estimand) if estimand else True)
+        & ((est["scope"] == scope) if scope else True)].reset_index(drop=True))
+    page = render_run_report(fr, data=tiny[0], title=EVIL,
+                             sections=["diagnostics", "estimands"], provenance={"date": DATE})
+    assert "<script" not in page.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+# --------------------------------------------------------------------------------------
+# Markdown and LaTeX
+# --------------------------------------------------------------------------------------
+def test_estimands_markdown(fr):
+    md = estimands_markdown(fr.estimands(scope="overall"))
+    lines = md.splitlines()
+    assert len(lines) == 2 + 6  # header, separator, six overall estimands
+    assert lines[0].startswith("| Estimand ") and lines[0].rstrip().endswith("| Unit   |")
+    assert re.fullmatch(r"\|[:\-|]+\|", lines[1])
+    row = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert row[:5] == ["Improvement beyond the secular trend", "overall", "all", "+11.9",
+                       "+7.4 to +15.8"]
+    assert row[-1] == "pp"
+    ratio = [c.strip() for c in lines[3].strip("|").split("|")]
+    assert ratio[3:5] == ["1.27", "1.16 to 1.40"] and ratio[-1] == "ratio"
+    fitted = [c.strip() for c in lines[5].strip("|").split("|")]
+    assert fitted[3] == "55.7" and fitted[-1] == "%"
+    # the input is not modified
+    assert "Estimate" not in fr.estimands().columns
+
+
+def test_markdown_escapes_pipes():
+    md = markdown_table(pd.DataFrame({"a": ["x|y"], "b": [1.5]}))
+    assert md.splitlines()[2] == "| x\\|y | 1.5 |"
+    assert md.splitlines()[1] == "|:-----|----:|"
+
+
+def test_estimands_latex(fr):
+    tex = estimands_latex(fr.estimands(scope="overall"), caption="Fit 5% & more",
+                          label="tab:my fit")
+    assert "\\begin{tabular}{lllrlrrrrrl}" in tex
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
+    assert "\\caption{Fit 5\\% \\& more}" in tex and "\\label{tab:my-fit}" in tex
+    assert ("Improvement beyond the secular trend & overall & all & +11.9 & +7.4 to +15.8 & "
+            "\\textgreater{}99\\% & \\textgreater{}99\\% & 0.13 & 284 & 60 & pp \\\\") in tex
+    assert "& -- &" in tex  # missing P(improved) of the fitted mean
+    assert "–" not in tex
+
+
+def test_bad_table_input_is_a_validation_error():
+    with pytest.raises(DataValidationError) as ei:
+        estimands_markdown(pd.DataFrame({"estimand": ["att"]}))
+    assert "lacks the column" in str(ei.value)
+    with pytest.raises(DataValidationError):
+        estimands_latex("not a table")  # type: ignore[arg-type]
+
+
+def test_write_tables(fr, tmp_path):
+    paths = write_tables(fr, tmp_path / "tables")
+    md = paths["markdown"].read_text(encoding="utf-8")
+    tex = paths["latex"].read_text(encoding="utf-8")
+    assert paths["markdown"].name == "estimands.md" and paths["latex"].name == "estimands.tex"
+    assert md.startswith("Diagnostics verdict: fail. These estimates must not be trusted yet.")
+    assert md.endswith(estimands_markdown(fr.estimands()))
+    assert tex.startswith("% Diagnostics verdict: fail.")
+    assert "\\label{tab:estimands-tiny}" in tex
+    assert md.count("\n") == 2 + 2 + len(fr.estimands())
+
+
+# --------------------------------------------------------------------------------------
+# comparison report
+# --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def two_runs(fr):
+    # the same stored posterior twice, under two names and configs
+    return [RunView("linear", fr, {"model": {"trend": "linear", "ar1": False},
+                                   "sampler": {"draws": 150, "seed": 11}}),
+            RunView("random walk", fr, {"model": {"trend": "rw", "ar1": False},
+                                       "sampler": {"draws": 150, "seed": 11},
+                                       "extra": {"note": "x"}})]
+
+
+@pytest.fixture(scope="module")
+def comparison(two_runs):
+    return render_comparison_report(two_runs, title="Trend choice", date=DATE)
+
+
+def test_config_differences(two_runs):
+    diff = config_differences(two_runs)
+    assert list(diff.columns) == ["key", "linear", "random walk"]
+    assert diff["key"].tolist() == ["extra.note", "model.trend"]
+    assert diff.iloc[0].tolist() == ["extra.note", "(not set)", "x"]
+    assert diff.iloc[1].tolist() == ["model.trend", "linear", "rw"]
+
+
+def test_comparison_report(comparison):
+    page = comparison
+    assert page.index('class="banner fail compact"') < page.index('class="banner fail"')
+    assert page.index('id="verdict-run-2"') < page.index('class="report-section"')
+    assert "linear: Diagnostics FAILED" in page and "random walk: Diagnostics FAILED" in page
+    assert re.findall(r'data-section="([a-z]+)"', page) == ["config", "loo", "estimands",
+                                                           "headline"]
+    cfg = page[page.index('data-section="config"'):page.index('data-section="loo"')]
+    assert re.search(_row("model.trend", "linear", "rw"), cfg)
+    loo = page[page.index('data-section="loo"'):page.index('data-section="estimands"')]
+    # the stored fit has 99 unit-periods (4 with k > 0.7: 3 in (0.7, 1], 1 above 1)
+    assert "one unit-period" in loo and "one unit" in loo
+    assert "Leave-one-unit-out is then the reliable comparison" in loo
+    assert "leave-one-collaborative-out refits are the gold standard" in loo
+    assert "arviz.compare, leaving out one unit-period" in loo
+    assert "arviz.compare, leaving out one unit" in loo
+    assert "-343.55" in loo and "-342.41" in loo
+    est = page[page.index('data-section="estimands"'):page.index('data-section="headline"')]
+    assert est.count("+11.9 (+7.4 to +15.8), &gt;99%") == 2
+    assert "support: strong vs weak" in est
+    head = page[page.index('data-section="headline"'):]
+    assert head.count("<svg") == 1
+    assert "could not be rendered" not in page
+    assert "http://" not in page and "<script" not in page
+
+
+def test_comparison_is_deterministic(two_runs, comparison):
+    assert render_comparison_report(two_runs, title="Trend choice", date=DATE) == comparison
+
+
+def test_comparison_without_configs_uses_the_recorded_spec(fr):
+    runs = [RunView("a", fr), RunView(EVIL, fr)]
+    page = render_comparison_report(runs, date=DATE)
+    assert "recorded with the fit are compared instead" in page
+    assert "The configurations do not differ." in page
+    assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;: Diagnostics" in page
+
+
+def test_comparison_input_errors(two_runs):
+    with pytest.raises(ConfigError) as ei:
+        render_comparison_report([two_runs[0], two_runs[0]])
+    assert "unique" in str(ei.value)
+    with pytest.raises(ConfigError):
+        render_comparison_report([])
+    with pytest.raises(ConfigError):
+        render_comparison_report([two_runs[0].result])  # type: ignore[list-item]
