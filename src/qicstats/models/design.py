@@ -146,6 +146,23 @@ class Design:
         """Number of indicators."""
         return len(self.indicators)
 
+    def code_status_counts(self) -> pd.DataFrame:
+        """Per indicator: code cells that are observed, latent (missing, imputed in the model),
+        uncertain (coders disagree), and uncoded comparison-unit placeholders."""
+        cols = ["indicator", "observed", "imputed", "uncertain", "comparison_reference"]
+        if self.cell_info is None:
+            return pd.DataFrame(columns=cols)
+        info = self.cell_info
+        comp = info.get("uncoded_comparison", pd.Series(False, index=info.index)).astype(bool)
+        recs = []
+        for k, ind in enumerate(self.indicators):
+            c = info[info["k"] == k]
+            cc = comp[c.index]
+            recs.append((ind.name, int(((c["status"] == "observed") & ~cc).sum()),
+                         int((c["status"] == "missing").sum()),
+                         int((c["status"] == "uncertain").sum()), int(cc.sum())))
+        return pd.DataFrame(recs, columns=cols)
+
     def intervention(self, unit: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``D`` (ramped) and ``e`` (periods since joining) for unit-periods."""
         jt = self.join_t[unit]

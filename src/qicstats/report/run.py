@@ -398,15 +398,16 @@ def _sec_indicators(ctx: dict[str, Any]) -> list[Block]:
     else:
         blocks.append(note("No coder agreement: the codes carried no coder column or no item "
                            f"was double-coded (consensus rule: {im.consensus}).", "info"))
-    n_imp = im.n_imputed()
-    cells = im.cells
-    unc = (cells[cells["status"] == "uncertain"].groupby("indicator").size()
-           .reindex(im.names, fill_value=0))
-    tot = cells.groupby("indicator").size().reindex(im.names, fill_value=0)
-    tab = pd.DataFrame({"indicator": im.names,
-                        "code cells": [int(tot[n]) for n in im.names],
-                        "imputed (missing, modelled as latent)": [int(n_imp[n]) for n in im.names],
-                        "uncertain (coders disagree)": [int(unc[n]) for n in im.names]})
+    counts = fr.qmodel.design.code_status_counts()
+    tab = pd.DataFrame({
+        "indicator": counts["indicator"],
+        "coded cells": counts["observed"],
+        "imputed in the model (missing codes, latent)": counts["imputed"],
+        "uncertain (coders disagree, marginalised)": counts["uncertain"],
+        "comparison units (reference level)": counts["comparison_reference"]})
+    blocks.append(para("A cell is a span of a unit's timeline over which one code holds (from "
+                       "its wave to the next). Missing codes of participating units are imputed "
+                       "inside the model; their outcome data are always used."))
     blocks.append(table_block(html_table(tab)))
     return blocks
 
