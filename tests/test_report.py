@@ -209,8 +209,8 @@ def test_estimands_units_indicators_ppc_sections(html):
     assert "support: strong vs weak" in ind and "support=moderate" in ind
     assert "No coder agreement" in ind
     # two support codes imputed, one coordinator code uncertain
-    assert re.search(_row("support", "20", "2", "0"), ind)
-    assert re.search(_row("coordinator", "11", "0", "1"), ind)
+    assert re.search(_row("support", "18", "2", "0", "0"), ind)
+    assert re.search(_row("coordinator", "10", "0", "1", "0"), ind)
     ppc = html[html.index('data-section="ppc"'):html.index('data-section="spc"')]
     assert "<svg" in ppc and "outside the 90% interval" in ppc
     assert "No unit&#39;s residuals show special-cause variation" in ppc
