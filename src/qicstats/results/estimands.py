@@ -131,8 +131,10 @@ def compute_estimand_draws(qm: QICModel, idata: xr.DataTree, opts: EstimandOptio
         att_u = diff @ G_unit
         put("att", "unit", unit_names, att_u, n_unit)
         unit_chunks.append(att_u)
-        put("att_ratio", "overall", ["all"], mu_obs.mean(axis=1) / mu_cf.mean(axis=1), [R.n])
-        put("att_ratio", "collaborative", collabs, (mu_obs @ G_coll) / (mu_cf @ G_coll), n_coll)
+        if d.family != "gaussian":  # a ratio of means needs a positive scale
+            put("att_ratio", "overall", ["all"], mu_obs.mean(axis=1) / mu_cf.mean(axis=1), [R.n])
+            put("att_ratio", "collaborative", collabs, (mu_obs @ G_coll) / (mu_cf @ G_coll),
+                n_coll)
         put("fitted_mean", "overall", ["all"], mu_obs.mean(axis=1), [R.n])
         put("counterfactual_mean", "overall", ["all"], mu_cf.mean(axis=1), [R.n])
         put("fitted_mean", "collaborative", collabs, mu_obs @ G_coll, n_coll)
