@@ -36,8 +36,11 @@ class ModelSpec:
     correlated : tuple of str
         Levels at which the level and slope changes get correlated effects (LKJ prior).
     centered : dict
-        ``{level: True | False}`` per level; unlisted levels are non-centred unless
-        ``"auto"`` is given as ``{"default": "auto"}`` (centred where a group has much data).
+        ``{level: True | False | "auto"}`` per level, ``"default"`` for unlisted levels
+        (default ``"auto"``: unit-level effects are centred when the data of at least 90 % of
+        the units pin them down far more tightly than their prior scale; effects at other
+        levels are non-centred).
+        Zero-sum collaborative effects are always non-centred.
     ramp : int
         Learning period: the level change phases in linearly over this many periods.
     ar1 : bool
@@ -47,8 +50,9 @@ class ModelSpec:
     indicators : tuple of str or None
         Which encoded indicators to use (``None``: all that were supplied).
     zero_sum : bool
-        Constrain the collaborative baseline effects to sum to zero (separates the intercept
-        from few collaborative effects, improving mixing).
+        Constrain the collaborative baseline, level-change and slope-change effects to sum to
+        zero (separates the intercept and the average change from few collaborative effects,
+        improving mixing).
     priors : dict
         Overrides by prior name (see :mod:`qicstats.models.priors`), as plain dicts.
     """

@@ -1,0 +1,517 @@
+"""Model graphs without sampling: variables and dims per spec, spec errors, prior overrides,
+the numeric design, the estimands engine on a stored posterior, save/load, and ``fit`` end
+to end with PyMC's mock sampler.
+
+Nothing here runs MCMC. The stored posterior ``tests/data/posteriors/tiny_binomial.nc`` is
+rebuilt into its model by ``make_posteriors.tiny_binomial_model``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytest
+import xarray as xr
+from scipy import stats
+
+from qicstats.data.panel import PanelData
+from qicstats.data.periods import make_grid
+from qicstats.errors import IdentityError, ModelSpecError, QicstatsError
+from qicstats.inference import SamplerConfig, fit
+from qicstats.models import ModelSpec, Prior, build, build_design
+from qicstats.results import FitResult
+from qicstats.results.draws import Predictor, param_chunks
+from qicstats.testing import tiny_indicators, tiny_panel
+
+HERE = Path(__file__).parent
+POSTERIORS = HERE / "data" / "posteriors"
+NO_CENTRE = {"default": False}  # fixed parameterisation: the free-variable names are known
+
+
+def _load_make_posteriors():
+    spec = importlib.util.spec_from_file_location("make_posteriors",
+                                                  POSTERIORS / "make_posteriors.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def free_dims(qm) -> dict[str, tuple]:
+    m = qm.model
+    return {rv.name: tuple(m.named_vars_to_dims.get(rv.name, ()) or ()) for rv in m.free_RVs}
+
+
+def logp_at(rv, value: float) -> float:
+    """Log density of a (scalar) RV at ``value`` (a small graph, Python linker)."""
+    return float(pm.logp(rv, value).eval(mode="FAST_COMPILE"))
+
+
+# =========================================================================================
+# free variables and dims
+# =========================================================================================
+
+def test_default_spec_variables_and_dims() -> None:
+    data = tiny_panel("binomial")
+    qm = build(data, ModelSpec(centered=NO_CENTRE))
+    dims = free_dims(qm)
+    assert set(dims) == {
+        "intercept", "trend_slope",
+        "sd_u_collaborative", "u_collaborative_z", "sd_u_site", "u_site_z", "sd_u_unit",
+        "u_unit_z", "level_change", "slope_change",
+        "sd_level_collaborative", "v_level_collaborative_z",
+        "sd_slope_collaborative", "v_slope_collaborative_z",
+        "sd_level_site", "v_level_site_z", "sd_slope_site", "v_slope_site_z",
+        "sd_level_unit", "v_level_unit_z", "sd_slope_unit", "v_slope_unit_z"}
+    assert dims["u_unit_z"] == ("unit",)
+    assert dims["u_collaborative_z"] == ("collaborative",)
+    assert dims["v_level_unit_z"] == ("unit_joined",)
+    assert dims["v_slope_site_z"] == ("site_joined",)
+    c = qm.model.coords
+    # comparison units form the "(comparison)" collaborative for the baseline only
+    assert list(c["collaborative"]) == ["(comparison)", "C1", "C2"]
+    assert list(c["collaborative_joined"]) == ["C1", "C2"]
+    assert list(c["unit_joined"]) == [f"c{i}u{j}" for i in (1, 2) for j in (1, 2, 3, 4)]
+    assert len(c["unit"]) == 11 and len(c["site"]) == 7 and len(c["site_joined"]) == 4
+    # baseline collaborative effects are zero-sum (spec.zero_sum)
+    zs = qm.model["u_collaborative_z"]
+    assert type(qm.model.rvs_to_transforms[zs]).__name__ == "ZeroSumTransform"
+    assert qm.model.observed_RVs[0].name == "y"
+    assert qm.param_names[:2] == ["intercept", "secular"]
+
+
+def test_initial_point_logp_is_finite() -> None:
+    qm = build(tiny_panel("poisson", sites=False),
+               ModelSpec(trend="none", random={"baseline": ("unit",), "level": (), "slope": ()}))
+    ip_logp, grad = qm.initial_point_logp()
+    assert np.isfinite(ip_logp)
+    assert grad.shape == (qm.model.initial_point()["u_unit_z"].size + 4,)
+    assert np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize("spec, expected", [
+    (ModelSpec(trend="none", random={"baseline": ("unit",), "level": (), "slope": ()},
+               centered=NO_CENTRE),
+     {"intercept", "sd_u_unit", "u_unit_z", "level_change", "slope_change"}),
+    (ModelSpec(trend="rw", random={"baseline": (), "level": (), "slope": ()}),
+     {"intercept", "trend_slope", "trend_sd", "trend_rw_z", "level_change", "slope_change"}),
+    (ModelSpec(trend="period", seasonality=True, random={"baseline": (), "level": (),
+                                                         "slope": ()}),
+     {"intercept", "period_sd", "period_z", "season_sd", "season_z", "level_change",
+      "slope_change"}),
+    (ModelSpec(trend="spline", spline_knots=2, ar1=True,
+               random={"baseline": (), "level": (), "slope": ()}),
+     {"intercept", "trend_slope", "trend_sd", "trend_spline_z", "ar_rho", "ar_sd", "ar_z",
+      "level_change", "slope_change"}),
+    (ModelSpec(trend="linear", correlated=("unit",), centered=NO_CENTRE,
+               random={"baseline": (), "level": ("unit",), "slope": ("unit",),
+                       "trend": ("site",)}),
+     {"intercept", "trend_slope", "sd_trend_site", "w_trend_site_z", "level_change",
+      "slope_change", "chol_unit", "v_change_unit_z"}),
+])
+def test_free_variables_per_spec(spec: ModelSpec, expected: set[str]) -> None:
+    data = tiny_panel("binomial", T=12)
+    qm = build(data, spec)
+    assert set(free_dims(qm)) == expected
+    m = qm.model
+    if "trend_rw_z" in expected:
+        assert tuple(m["trend_rw_z"].shape.eval()) == (11,)  # T - 1 steps
+    if "period_z" in expected:
+        assert m.named_vars_to_dims["period_z"] == ("period",)
+    if "ar_z" in expected:
+        assert tuple(m["ar_z"].shape.eval()) == (11, 12)  # units x grid periods
+    if "chol_unit" in expected:
+        assert tuple(m["v_change_unit_z"].shape.eval()) == (8, 2)
+        assert {"sd_level_unit", "sd_slope_unit", "corr_level_slope_unit"} <= set(m.named_vars)
+
+
+def test_family_parameters_and_indicator_variables() -> None:
+    for fam, extra in [("betabinomial", {"phi"}), ("negbinomial", {"alpha"}),
+                       ("gaussian", {"sigma"}), ("poisson", set()), ("binomial", set())]:
+        qm = build(tiny_panel(fam), ModelSpec(trend="none", random={"baseline": (),
+                                                                    "level": (), "slope": ()}))
+        assert set(free_dims(qm)) == {"intercept", "level_change", "slope_change"} | extra, fam
+    data = tiny_panel("binomial")
+    im = tiny_indicators(data, missing_units=1, uncertain_units=1, continuous=True)
+    qm = build(data, ModelSpec(trend="none", random={"baseline": (), "level": (), "slope": ()}),
+               im)
+    dims = free_dims(qm)
+    assert dims["ind_main"] == ("indicator_main",)
+    assert dims["ind_level"] == ("indicator_moderator",)
+    assert list(qm.model.coords["indicator_main"]) == ["coordinator", "density"]
+    assert list(qm.model.coords["indicator_moderator"]) == ["coordinator", "support"]
+    assert {"mo_support", "pi_support", "latent_density", "latent_density_mu",
+            "latent_density_sd"} <= set(dims)
+    assert "pi_coordinator" not in dims  # uncertain codes have fixed vote-share priors
+    assert [p.name for p in qm.model.potentials] == ["mixture_loglik"]
+    # the units with latent discrete codes leave the plain likelihood
+    d = qm.design
+    assert qm.model.named_vars_to_dims["y"] == ("obs",)
+    assert len(qm.model.coords["obs"]) == int(d.regular.sum()) == len(d.rows.unit) - 2 * 12
+    assert list(d.mixture.units) == [0, 1]  # c1u1 (missing support), c1u2 (uncertain)
+    assert list(d.mixture.n_combos) == [3, 2]
+
+
+# =========================================================================================
+# spec errors
+# =========================================================================================
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"trend": "quadratic"}, "trend must be one of"),
+    ({"random": {"intercept": ("unit",)}}, "random effects terms"),
+    ({"ramp": -1}, "ramp must be"),
+])
+def test_bad_spec_raises(kwargs: dict, match: str) -> None:
+    with pytest.raises(ModelSpecError, match=match):
+        ModelSpec(**kwargs)
+
+
+@pytest.mark.parametrize("spec, match", [
+    (ModelSpec(priors={"sd_u_ward": {"dist": "HalfNormal", "sigma": 1}}), "unknown prior name"),
+    (ModelSpec(priors={"intercept": {"dist": "Normall", "mu": 0}}), "unknown prior distribution"),
+    (ModelSpec(priors={"intercept": {"dist": "Normal", "scale": 1}}), "does not take"),
+    (ModelSpec(priors={"intercept": {"mu": 0}}), "needs a 'dist'"),
+    (ModelSpec(priors={"sd_u": {"dist": "HalfNormal", "sigma": 1, "on": "log"}}), "'on'"),
+    (ModelSpec(random={"baseline": ("ward",)}), "unknown level"),
+    (ModelSpec(covariates=("beds",)), "covariate 'beds'"),
+    (ModelSpec(correlated=("unit",), priors={"sd_level_unit": {"dist": "Exponential",
+                                                                 "lam": 1.0}}),
+     "HalfNormal"),
+    (ModelSpec(family="ordinal"), "unknown family"),
+])
+def test_bad_spec_for_data_raises(spec: ModelSpec, match: str) -> None:
+    with pytest.raises(ModelSpecError, match=match):
+        build(tiny_panel("binomial"), spec)
+
+
+def test_spec_errors_that_need_the_data() -> None:
+    data = hand_panel([3], T=6)  # integer periods: no seasons
+    with pytest.raises(ModelSpecError, match="seasonality"):
+        build(data, ModelSpec(seasonality=True))
+    tp = tiny_panel("binomial")
+    with pytest.raises(ModelSpecError, match="not in the encoded indicators"):
+        build(tp, ModelSpec(indicators=("nope",)), tiny_indicators(tp))
+    assert issubclass(ModelSpecError, QicstatsError)
+
+
+# =========================================================================================
+# priors
+# =========================================================================================
+
+@pytest.mark.parametrize("d", [
+    {"dist": "Normal", "mu": 0.0, "sigma": 2.5},
+    {"dist": "HalfCauchy", "beta": 5.0},
+    {"dist": "InverseGamma", "alpha": 0.001, "beta": 0.001, "on": "variance"},
+    {"dist": "Uniform", "lower": 0.0, "upper": 5.0},
+    {"dist": "Dirichlet", "a": [1.0, 2.0, 3.0]},
+    {"dist": "HalfFlat"},
+])
+def test_prior_round_trip(d: dict) -> None:
+    p = Prior.from_dict(d)
+    assert p.to_dict() == d
+    assert Prior.from_dict(p.to_dict()) == p
+    assert Prior.from_dict(p) is p
+    json.dumps(p.to_dict())  # plain data
+
+
+def test_prior_describe_and_positive() -> None:
+    assert Prior("Normal", {"mu": 0.0, "sigma": 1.0}).describe() == "Normal(mu=0, sigma=1)"
+    ig = Prior.from_dict({"dist": "InverseGamma", "alpha": 0.001, "beta": 0.001,
+                          "on": "variance"})
+    assert ig.describe() == "InverseGamma(alpha=0.001, beta=0.001) on the variance"
+    assert ig.positive and Prior("Uniform", {"lower": 0, "upper": 5}).positive
+    assert not Prior("Uniform", {"lower": -1, "upper": 1}).positive
+    assert not Prior("Normal", {"mu": 0, "sigma": 1}).positive
+
+
+def test_prior_overrides_change_the_distribution() -> None:
+    data = tiny_panel("binomial")
+    spec = ModelSpec(
+        centered=NO_CENTRE,
+        priors={"sd_u_unit": {"dist": "HalfCauchy", "beta": 5.0},
+                "sd_u": {"dist": "Exponential", "lam": 3.0},          # generic: other levels
+                "sd_level_site": {"dist": "InverseGamma", "alpha": 2.0, "beta": 0.5,
+                                  "on": "variance"},
+                "intercept": {"dist": "StudentT", "nu": 3.0, "mu": -1.0, "sigma": 2.0},
+                "level_change": {"dist": "Normal", "mu": 0.2, "sigma": 0.1}})
+    qm = build(data, spec)
+    m = qm.model
+    assert logp_at(m["sd_u_unit"], 1.3) == pytest.approx(stats.halfcauchy.logpdf(1.3, scale=5))
+    assert logp_at(m["sd_u_site"], 1.3) == pytest.approx(stats.expon.logpdf(1.3, scale=1 / 3))
+    assert logp_at(m["intercept"], 0.4) == pytest.approx(stats.t.logpdf(0.4, 3, -1, 2))
+    assert logp_at(m["level_change"], 0.3) == pytest.approx(stats.norm.logpdf(0.3, 0.2, 0.1))
+    # on the variance: the free variable is the variance, the sd a deterministic sqrt
+    assert "sd_level_site_variance" in {rv.name for rv in m.free_RVs}
+    assert "sd_level_site" in {v.name for v in m.deterministics}
+    assert logp_at(m["sd_level_site_variance"], 0.7) == pytest.approx(
+        stats.invgamma.logpdf(0.7, 2.0, scale=0.5))
+    # the prior table the builder records (methods text)
+    assert qm.priors["sd_u_unit"] == Prior("HalfCauchy", {"beta": 5.0})
+    assert qm.priors["sd_u_collaborative"] == Prior("Exponential", {"lam": 3.0})
+    assert qm.priors["sd_level_collaborative"] == Prior("HalfNormal", {"sigma": 0.5})
+    # and a default prior is untouched
+    default = build(data, ModelSpec(centered=NO_CENTRE))
+    assert logp_at(default.model["sd_u_unit"], 1.3) == pytest.approx(
+        stats.halfnorm.logpdf(1.3, scale=1.0))
+
+
+def test_indicator_specific_prior_splits_the_coefficients() -> None:
+    data = tiny_panel("binomial")
+    im = tiny_indicators(data, missing_units=0)
+    qm = build(data, ModelSpec(priors={"ind_level_support": {"dist": "Normal", "mu": 0.0,
+                                                             "sigma": 0.25}}), im)
+    free = {rv.name for rv in qm.model.free_RVs}
+    assert {"ind_level_coordinator", "ind_level_support", "ind_slope"} <= free
+    assert "ind_level" in {v.name for v in qm.model.deterministics}
+    assert logp_at(qm.model["ind_level_support"], 0.1) == pytest.approx(
+        stats.norm.logpdf(0.1, 0, 0.25))
+
+
+# =========================================================================================
+# the numeric design
+# =========================================================================================
+
+def hand_panel(join_ts: list[float | None], T: int = 8, family: str = "binomial",
+               values: list[int] | None = None) -> PanelData:
+    """One unit per entry of ``join_ts`` (grid index, may lie outside the grid; None =
+    comparison), observed at every grid period; integer periods ``values`` (default 0..T-1)."""
+    vals = np.arange(T) if values is None else np.asarray(values)
+    grid = make_grid(vals.astype(float), "integer")
+    n = len(join_ts)
+    units = pd.DataFrame({
+        "unit": [f"u{i}" for i in range(n)],
+        "collaborative": pd.array(["Q" if j is not None else pd.NA for j in join_ts],
+                                  dtype="string"),
+        "join_period": pd.array([pd.NA] * n, dtype="string"),
+        "join_t": pd.array([j for j in join_ts], dtype="Int64"),
+        "end_t": pd.array([pd.NA] * n, dtype="Int64"),
+    })
+    t_obs = [grid.index_of(str(v)) for v in vals]
+    rows = [{"unit": f"u{i}", "period": grid.labels[t], "t": t, "numerator": 3 + t,
+             "denominator": 20} for i in range(n) for t in t_obs]
+    return PanelData(pd.DataFrame(rows), units, grid, family, levels=("collaborative",))
+
+
+def test_design_intervention_terms_by_hand() -> None:
+    # u0 joins at 3; u1 before the data (-2); u2 after the data (10); u3 comparison
+    data = hand_panel([3, -2, 10, None], T=8)
+    d = build_design(data, ModelSpec())
+    r = d.rows
+    D = r.D.reshape(4, 8)
+    e = r.e.reshape(4, 8)
+    np.testing.assert_array_equal(D[0], [0, 0, 0, 1, 1, 1, 1, 1])
+    np.testing.assert_array_equal(e[0], [0, 0, 0, 0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(D[1], np.ones(8))
+    np.testing.assert_array_equal(e[1], np.arange(8) + 2)
+    np.testing.assert_array_equal(D[2], np.zeros(8))
+    np.testing.assert_array_equal(D[3], np.zeros(8))
+    np.testing.assert_array_equal(e[3], np.zeros(8))
+    assert d.H == 9.0  # u1 at t = 7: 9 periods since joining
+    np.testing.assert_array_equal(d.tau, np.arange(8) - 3.5)
+    np.testing.assert_array_equal(d.participating, [True, True, True, False])
+    # a ramp of 3 periods: 1/3, 2/3, 1 from the join on
+    dr = build_design(data, ModelSpec(ramp=3))
+    np.testing.assert_allclose(dr.rows.D.reshape(4, 8)[0], [0, 0, 0, 1 / 3, 2 / 3, 1, 1, 1])
+    np.testing.assert_array_equal(dr.rows.e, r.e)  # e is unaffected by the ramp
+    # counterfactual rows
+    cf = r.with_intervention(0.0, 0.0)
+    assert not cf.D.any() and not cf.e.any() and r.D.any()
+
+
+def test_design_tau_with_gaps_is_centred_at_the_midpoint() -> None:
+    data = hand_panel([None, None], values=[8, 15, 22, 29, 36])  # rats: days
+    d = build_design(data, ModelSpec())
+    assert d.T == 29 and len(data.periods.gaps) == 24
+    np.testing.assert_array_equal(d.tau[d.rows.t], np.tile([-14, -7, 0, 7, 14], 2))
+
+
+def test_design_groups_and_link_mean() -> None:
+    data = tiny_panel("binomial")
+    d = build_design(data, ModelSpec())
+    coll = d.base_groups["collaborative"]
+    assert coll.names == ("(comparison)", "C1", "C2")
+    assert [coll.names[g] for g in coll.of_unit] == ["C1"] * 4 + ["C2"] * 4 + ["(comparison)"] * 3
+    ch = d.change_groups["collaborative"]
+    assert ch.names == ("C1", "C2")
+    y = data.panel
+    p = (y["numerator"].sum() + 0.5) / (y["denominator"].sum() + 1)
+    assert d.link_mean == pytest.approx(np.log(p / (1 - p)))
+
+
+def test_codes_expansion_row_counts() -> None:
+    mp = _load_make_posteriors()
+    data, im, qm = mp.tiny_binomial_model()
+    d = qm.design
+    mix = d.mixture
+    rows = d.rows
+    ex, src, uc = d.expand(rows)
+    per_unit = np.bincount(rows.unit, minlength=d.n_units)
+    combos = dict(zip(mix.units.tolist(), mix.n_combos.tolist()))
+    expected = sum(per_unit[u] * combos.get(u, 1) for u in range(d.n_units))
+    assert ex.n == expected == len(src) == len(uc)
+    # two units with a missing ordinal code (3 levels), one with an uncertain binary (2)
+    assert sorted(mix.n_combos.tolist()) == [2, 3, 3]
+    assert np.all(np.diff(src) >= 0)                      # grouped by source row
+    np.testing.assert_array_equal(np.bincount(src, minlength=rows.n),
+                                  [combos.get(u, 1) for u in rows.unit])
+    assert (uc[~np.isin(rows.unit[src], mix.units)] == -1).all()
+    # every expanded row of a mixture unit has its discrete codes filled in
+    in_mix = np.isin(ex.unit, mix.units)
+    disc = [k for k, ind in enumerate(d.indicators) if ind.type != "continuous"]
+    assert not np.isnan(ex.Z[in_mix][:, disc]).any()
+    assert np.isnan(rows.Z[np.isin(rows.unit, mix.units)][:, disc]).any()
+    # for one source row: the configurations run over every level of the latent code
+    r0 = np.flatnonzero(np.isin(rows.unit, mix.units))[0]
+    filled = ex.Z[src == r0]
+    assert len({tuple(z) for z in filled}) == combos[int(rows.unit[r0])]
+
+
+# =========================================================================================
+# estimands on the stored posterior
+# =========================================================================================
+
+@pytest.fixture(scope="module")
+def stored():
+    mp = _load_make_posteriors()
+    data, im, qm = mp.tiny_binomial_model()
+    idata = xr.open_datatree(POSTERIORS / "tiny_binomial.nc", engine="h5netcdf").load()
+    return data, im, qm, idata
+
+
+@pytest.fixture(scope="module")
+def stored_result(stored) -> FitResult:
+    _, _, qm, idata = stored
+    return FitResult(qm, idata)
+
+
+def test_stored_posterior_matches_its_model(stored) -> None:
+    _, _, qm, idata = stored
+    assert idata.attrs["qicstats_data_hash"] == qm.data_hash
+    assert set(qm.param_names) <= set(idata.posterior.data_vars)
+
+
+def test_att_overall_is_row_weighted_mean_of_unit_att(stored_result: FitResult) -> None:
+    est = stored_result.estimands("att")
+    overall = est[est["scope"] == "overall"].iloc[0]
+    units = est[est["scope"] == "unit"]
+    assert units["n_rows"].sum() == overall["n_rows"]
+    w = units["n_rows"].to_numpy(dtype=float)
+    assert overall["mean"] == pytest.approx(np.sum(w * units["mean"]) / w.sum(), rel=1e-12)
+    # the same draw by draw, and for collaboratives
+    ed = stored_result.estimand_draws()
+    unit_draws = np.stack([ed.draws[("att", "unit", u)] for u in units["group"]], axis=1)
+    np.testing.assert_allclose(ed.draws[("att", "overall", "all")],
+                               unit_draws @ w / w.sum(), rtol=1e-12)
+    coll = est[est["scope"] == "collaborative"]
+    assert overall["mean"] == pytest.approx(
+        np.sum(coll["n_rows"] * coll["mean"]) / coll["n_rows"].sum(), rel=1e-12)
+
+
+def test_counterfactual_equals_fit_where_D_is_zero(stored) -> None:
+    _, _, qm, idata = stored
+    d = qm.design
+    pre = d.rows.subset(np.flatnonzero(d.rows.D == 0))  # pre-join and comparison rows
+    assert pre.n > 0 and (pre.e == 0).all()
+    pred = Predictor(qm, pre)
+    for _, p in param_chunks(qm, idata):
+        np.testing.assert_array_equal(pred.mean(p), pred.mean(p, counterfactual=True))
+    # and where D = 1 they differ (the change is not zero in any draw)
+    post = Predictor(qm, d.rows.subset(np.flatnonzero(d.rows.D > 0)))
+    _, p = next(param_chunks(qm, idata))
+    assert np.all(post.mean(p) != post.mean(p, counterfactual=True))
+
+
+def test_trend_change_plus_att_is_the_fitted_change(stored, stored_result: FitResult) -> None:
+    """mean_P [p_obs(i,t) - p_cf(i,T_i)] = att + trend_change, draw by draw."""
+    _, _, qm, idata = stored
+    d = qm.design
+    R = d.rows.subset(np.flatnonzero(d.rows.D > 0))
+    part = np.flatnonzero(d.participating)
+    join = Predictor(qm, d.query_rows(part, d.join_t[part].astype(int)))
+    fitted = Predictor(qm, R)
+    col = np.searchsorted(part, R.unit)
+    change = np.concatenate([(fitted.mean(p) - join.mean(p, counterfactual=True)[:, col])
+                             .mean(axis=1) for _, p in param_chunks(qm, idata)])
+    ed = stored_result.estimand_draws()
+    np.testing.assert_allclose(ed.draws[("att", "overall", "all")]
+                               + ed.draws[("trend_change", "overall", "all")], change,
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ed.draws[("fitted_mean", "overall", "all")],
+                               np.concatenate([fitted.mean(p).mean(axis=1)
+                                               for _, p in param_chunks(qm, idata)]),
+                               rtol=1e-12)
+    est = stored_result.estimands(scope="overall").set_index("estimand")
+    assert est.loc["att", "mean"] == pytest.approx(
+        est.loc["fitted_mean", "mean"] - est.loc["counterfactual_mean", "mean"], rel=1e-10)
+
+
+def test_save_load_round_trip_and_identity(stored, stored_result: FitResult, tmp_path: Path
+                                           ) -> None:
+    data, im, qm, _ = stored
+    path = stored_result.save(tmp_path / "fit.nc")
+    assert path.exists() and not (tmp_path / "fit.nc.partial").exists()
+    back = FitResult.load(path, qm)
+    pd.testing.assert_frame_equal(back.estimands(), stored_result.estimands())
+    assert back.options == stored_result.options and back.name == stored_result.name
+    # other data -> refused
+    other = tiny_panel("binomial", seed=2)
+    qm_other = build(other, ModelSpec(trend="linear"), tiny_indicators(other, missing_units=2,
+                                                                       uncertain_units=1))
+    with pytest.raises(IdentityError, match="other data"):
+        FitResult.load(path, qm_other)
+    # same data, other indicators -> other data hash too
+    qm_ind = build(data, ModelSpec(trend="linear"), tiny_indicators(data, missing_units=1))
+    with pytest.raises(IdentityError):
+        FitResult.load(path, qm_ind)
+    # same data, another spec -> refused
+    qm_spec = build(data, ModelSpec(trend="rw"), im)
+    with pytest.raises(IdentityError, match="specification"):
+        FitResult.load(path, qm_spec)
+
+
+# =========================================================================================
+# fit end to end with PyMC's mock sampler (draws from the prior; no MCMC)
+# =========================================================================================
+
+def test_fit_pipeline_with_mock_sampler(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pymc.testing import mock_sample
+
+    stats_ = {"diverging": lambda size: np.zeros(size, dtype=bool),
+              "tree_depth": lambda size: np.full(size, 3)}
+    monkeypatch.setattr(pm, "sample", partial(mock_sample, sample_stats=stats_))
+    data = tiny_panel("binomial", sites=False)
+    qm = build(data, ModelSpec(trend="linear", random={"baseline": ("unit",), "level": (),
+                                                       "slope": ()}))
+    cfg = SamplerConfig(backend="pymc", chains=2, draws=40, tune=0, seed=5, progress=False)
+    idata = fit(qm, cfg, provenance={"config_hash": "abc", "extra": {"a": 1}})
+    post = idata.posterior
+    assert (post.sizes["chain"], post.sizes["draw"]) == (2, 40)
+    assert set(qm.param_names) <= set(post.data_vars)
+    a = idata.attrs
+    assert a["qicstats_data_hash"] == qm.data_hash
+    assert json.loads(a["qicstats_spec"]) == json.loads(json.dumps(qm.spec.to_dict()))
+    assert json.loads(a["qicstats_sampler"])["backend"] == "pymc"
+    assert a["qicstats_seed"] == 5 and a["qicstats_config_hash"] == "abc"
+    assert json.loads(a["qicstats_extra"]) == {"a": 1}
+    assert "pymc" in json.loads(a["qicstats_versions"])
+    res = FitResult(qm, idata)
+    est = res.estimands()
+    assert {"att", "trend_change", "att_ratio"} <= set(est["estimand"])
+    assert np.isfinite(est["mean"]).all()
+    assert res.verdict in ("pass", "warn", "fail")
+    summ = res.summary()
+    assert {"intercept", "level_change"} <= set(summ["parameter"])
+
+
+def test_sampler_config_checks() -> None:
+    with pytest.raises(QicstatsError, match="backend"):
+        SamplerConfig(backend="stan")
+    with pytest.raises(QicstatsError):
+        SamplerConfig(chains=0)
+    with pytest.raises(QicstatsError, match="target_accept"):
+        SamplerConfig(target_accept=0.3)
