@@ -321,8 +321,7 @@ def render_comparison_report(runs: Sequence[RunView], *, title: str | None = Non
                   "fail": "Some runs FAILED their diagnostics"}[worst],
         "trust": ("All runs converged: their estimates and ELPDs can be compared."
                   if worst == "pass" else
-                  f"The estimates of {', '.join(not_ok)} must not be trusted yet, and their "
-                  "ELPDs are not a sound basis for choosing a model: refit them first."),
+                  _trust_sentence(runs, verdicts)),
         "numbers": [], "reasons": [],
         "remedies": list(dict.fromkeys(x for b in banners for x in b["banner"]["remedies"])),
         "interval": 0,
@@ -390,3 +389,17 @@ def render_comparison_report(runs: Sequence[RunView], *, title: str | None = Non
         "qicstats comparison: " + ", ".join(str(r.name) for r in runs)
     return render("comparison.html.j2", title=page_title, date=date, overall=overall,
                   runs=banners, sections=sections)
+
+
+def _trust_sentence(runs: Sequence[Any], verdicts: list[str]) -> str:
+    """Which runs failed (not to be trusted) and which only warned (read with care)."""
+    failed = [r.name for r, v in zip(runs, verdicts) if v == "fail"]
+    warned = [r.name for r, v in zip(runs, verdicts) if v == "warn"]
+    parts = []
+    if failed:
+        parts.append(f"The estimates of {', '.join(failed)} must not be trusted yet, and their "
+                     "ELPDs are not a sound basis for choosing a model: refit them first.")
+    if warned:
+        parts.append(f"{', '.join(warned)} raised warnings: read their estimates with care and "
+                     "check the numbers behind the warning.")
+    return " ".join(parts)
