@@ -462,9 +462,6 @@ def test_unsafe_yaml_is_refused(tmp_path):
 
 def test_config_error_is_printed_by_the_cli(tmp_path, capsys):
     """`qicstats validate CONFIG` goes through load_config; a bad config exits 2, no traceback."""
-    pipeline = pytest.importorskip("qicstats.pipeline")
-    if not hasattr(pipeline, "validate_config"):
-        pytest.skip("qicstats.pipeline.validate_config is not there yet")
     p = write(tmp_path, "data:\n  panel: panel.csv\nmodle: {}\n")
     code = main(["validate", str(p)])
     out, err = capsys.readouterr()
