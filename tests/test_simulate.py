@@ -6,7 +6,6 @@ code, from the written files and the parameters in truth.json.
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
