@@ -11,7 +11,6 @@ from qicstats.data.periods import make_grid
 from qicstats.errors import ConfigError, ModelSpecError
 from qicstats.indicators import IndicatorMatrix, encode, load_codebook, load_indicators
 
-JAN_2024 = 2024 * 12
 CB = load_codebook({"indicators": {
     "support": {"type": "ordinal", "levels": ["weak", "moderate", "strong"], "role": "moderator",
                 "label": "Management support"},
@@ -19,22 +18,9 @@ CB = load_codebook({"indicators": {
     "talk": {"type": "continuous", "role": "main"},
     "feedback": {"type": "binary", "describes": "site"},
 }})
+from _indicator_panel import JAN_2024, make_panel  # noqa: E402
 
 
-def make_panel(n_periods: int = 6) -> PanelData:
-    """Three wards (sites North, North, South), monthly 2024-01..2024-06."""
-    grid = make_grid(np.arange(JAN_2024, JAN_2024 + n_periods), "month")
-    units = pd.DataFrame({
-        "unit": ["Ward 1", "Ward 2", "Ward 3"],
-        "collaborative": ["QIC", "QIC", pd.NA],
-        "join_period": ["2024-03", "2024-03", pd.NA],
-        "join_t": pd.array([2, 2, None], dtype="Int64"),
-        "end_t": pd.array([None, None, None], dtype="Int64"),
-        "site": ["North", "North", "South"],
-    })
-    panel = pd.DataFrame({"unit": ["Ward 1"], "period": ["2024-01"], "t": [0],
-                          "numerator": [1], "denominator": [2]})
-    return PanelData(panel, units, grid, "binomial", levels=("collaborative", "site"))
 
 
 PANEL = make_panel()
