@@ -34,6 +34,10 @@ from qicstats.results.ppc import pointwise_loglik, predictive, residual_frame
 #: posterior variables never shown in the parameter summary (raw non-centred draws etc.)
 _HIDDEN_SUFFIXES = ("_z", "_variance")
 _HIDDEN = {"mix_weights", "mix_unit_loglik", "ar_eps", "secular"}
+#: columns of :meth:`FitResult.trajectories`, in order
+_TRAJECTORY_COLUMNS = ["scope", "group", "axis", "period", "t", "event_time", "observed",
+                       "fitted", "fitted_lower", "fitted_upper", "counterfactual", "cf_lower",
+                       "cf_upper", "n_units", "x"]
 
 
 class FitResult:
@@ -172,19 +176,39 @@ class FitResult:
         return _trajectories(self.qmodel, self.idata, self.options.interval_prob)
 
     def trajectories(self, axis: str = "period", scope: str | None = None) -> pd.DataFrame:
-        """Observed, fitted and counterfactual series.
+        """Observed, fitted and counterfactual series, aggregated over units.
 
         Parameters
         ----------
         axis : {"period", "event_time"}
-            Calendar periods, or periods since joining (participating units).
+            Calendar periods, or periods since joining (participating units only).
         scope : {"overall", "collaborative", "comparison"}, optional
+            ``overall``: all participating units; ``collaborative``: one group per
+            collaborative; ``comparison``: the comparison units (calendar periods only).
+            Default: every scope.
 
         Returns
         -------
         DataFrame
-            ``scope``, ``group``, ``axis``, ``x``, ``observed``, ``fitted``, ``fitted_lower``,
-            ``fitted_upper``, ``counterfactual``, ``cf_lower``, ``cf_upper``, ``n_units``.
+            One row per scope, group and point of the axis, with columns
+
+            - ``scope``, ``group`` (``"participating"``, ``"comparison"`` or the
+              collaborative), ``axis`` (``"period"`` or ``"event_time"``);
+            - ``period`` (string): the calendar period label on the period axis; ``<NA>`` on
+              the event-time axis, whose points pool several calendar periods;
+            - ``t`` (float): the 0-based index of ``period`` on the period grid; NaN on the
+              event-time axis;
+            - ``event_time`` (``Int64``): periods since the units joined (months for monthly
+              data; 0 = the joining period, negative = before joining) on the event-time
+              axis; ``<NA>`` on the period axis, which pools units that joined at different
+              times, and for comparison units, which never join;
+            - ``observed`` (the weighted observed mean: proportion, rate or mean),
+              ``fitted``, ``fitted_lower``, ``fitted_upper`` (posterior mean and interval of
+              the model's mean), ``counterfactual``, ``cf_lower``, ``cf_upper`` (the same
+              without the collaborative), ``n_units`` (units observed at that point);
+            - ``x`` (object): ``period`` on the period axis and ``event_time`` on the
+              event-time axis, in one column of mixed type. Kept for code written before
+              ``period`` and ``event_time`` existed; prefer those.
         """
         df = self._trajectories
         df = df[df["axis"] == axis]
@@ -374,13 +398,24 @@ def _trajectories(qm: QICModel, idata: xr.DataTree, prob: float) -> pd.DataFrame
         F = np.concatenate(fit_acc[j])
         C = np.concatenate(cf_acc[j])
         for i, k in enumerate(keys):
-            x = d.period_labels[int(k)] if axis == "period" else int(k)
-            recs.append({"scope": scope, "group": grp, "axis": axis, "x": x,
-                         "t": int(k) if axis == "period" else np.nan,
+            on_period = axis == "period"
+            label = str(d.period_labels[int(k)]) if on_period else None
+            recs.append({"scope": scope, "group": grp, "axis": axis,
+                         "period": label,
+                         "t": int(k) if on_period else np.nan,
+                         "event_time": None if on_period else int(k),
                          "observed": obs[i], "fitted": F[:, i].mean(),
                          "fitted_lower": np.quantile(F[:, i], lo),
                          "fitted_upper": np.quantile(F[:, i], hi),
                          "counterfactual": C[:, i].mean(),
                          "cf_lower": np.quantile(C[:, i], lo),
-                         "cf_upper": np.quantile(C[:, i], hi), "n_units": n_units[i]})
-    return pd.DataFrame(recs)
+                         "cf_upper": np.quantile(C[:, i], hi), "n_units": n_units[i],
+                         # legacy mixed column: the label or the event time
+                         "x": label if on_period else int(k)})
+    out = pd.DataFrame(recs, columns=_TRAJECTORY_COLUMNS)
+    out["period"] = out["period"].astype("string")
+    out["t"] = out["t"].astype(float)
+    out["event_time"] = out["event_time"].astype("Int64")
+    out["n_units"] = out["n_units"].astype(int)
+    out["x"] = out["x"].astype(object)
+    return out

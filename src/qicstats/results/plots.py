@@ -31,7 +31,8 @@ def plot_trajectories(fr: "FitResult", axis: str = "period", scope: str = "overa
     for i, g in enumerate(groups):
         ax = axes[i // ncol][i % ncol]
         s = df[df["group"] == g]
-        x = np.arange(len(s)) if axis == "period" else s["x"].to_numpy(dtype=float)
+        x = (np.arange(len(s)) if axis == "period"
+             else s["event_time"].to_numpy(dtype=float, na_value=np.nan))
         ax.fill_between(x, k * s["cf_lower"], k * s["cf_upper"], color=CF, alpha=0.15, lw=0)
         ax.plot(x, k * s["counterfactual"], color=CF, ls="--", lw=1.4,
                 label="without the collaborative (counterfactual)")
@@ -45,7 +46,8 @@ def plot_trajectories(fr: "FitResult", axis: str = "period", scope: str = "overa
                     label="comparison units (observed)")
         if axis == "period":
             ticks = np.linspace(0, len(s) - 1, min(6, len(s))).astype(int)
-            ax.set_xticks(ticks, [str(s["x"].iloc[t]) for t in ticks], rotation=30, fontsize=7)
+            ax.set_xticks(ticks, [str(s["period"].iloc[t]) for t in ticks], rotation=30,
+                          fontsize=7)
         else:
             ax.axvline(-0.5, color="#555555", lw=0.8)
             ax.set_xlabel("periods since joining")
