@@ -125,6 +125,36 @@ def test_banner_class_follows_the_verdict(fr, tiny, monkeypatch, verdict):
         assert "target_accept" in page  # divergences -> raise target_accept
 
 
+def test_failed_banner_lists_fail_reasons_first_then_warnings(fr, tiny, monkeypatch):
+    from qicstats.results.diagnostics import Thresholds, compute_diagnostics
+
+    _, _, qm, idata = tiny
+    # R-hat 1.053 and bulk ESS 79 only warn under these limits; tail ESS 51 fails
+    th = Thresholds(rhat_warn=1.01, rhat_fail=1.2, ess_warn=400, ess_fail=60)
+    dg = compute_diagnostics(idata, qm.free_parameter_names(), thresholds=th)
+    monkeypatch.setattr(fr, "diagnostics", lambda: dg)
+    page = _diagnostics_page(fr, tiny)
+    ban = page[page.index('<section class="banner fail"'):page.index("</section>")]
+    assert "<h2>Diagnostics FAILED</h2>" in ban
+    failed = "<b>Failed:</b> min tail ESS 51 &lt; 60 (v_slope_unit_z).</p>"
+    warned = ("<b>Warnings:</b> max R-hat 1.053 &gt; 1.01 (v_slope_unit_z); min bulk ESS 79 "
+              "&lt; 400 (sd_level_unit).</p>")
+    assert failed in ban and warned in ban
+    assert ban.index(failed) < ban.index(warned)
+    assert "<b>Why:</b>" not in ban
+    # the fit's own gate (three fail-level reasons, no warnings): no Warnings line
+    monkeypatch.undo()
+    own = _diagnostics_page(fr, tiny)
+    assert "<b>Warnings:</b>" not in own
+    assert ("<b>Failed:</b> max R-hat 1.053 &gt; 1.05 (v_slope_unit_z); min bulk ESS 79 "
+            "&lt; 100 (sd_level_unit); min tail ESS 51 &lt; 100 (v_slope_unit_z).") in own
+
+
+def _diagnostics_page(fr, tiny) -> str:
+    return render_run_report(fr, data=tiny[0], sections=["diagnostics"],
+                             provenance={"date": DATE})
+
+
 def test_every_section_in_order(html):
     assert _sections_in(html) == list(SECTIONS)
     assert "could not be rendered" not in html

@@ -56,7 +56,10 @@ def banner(dg: "Diagnostics", *, interval_prob: float, scale: str,
     -------
     dict
         ``verdict`` (pass/warn/fail, also the CSS class), ``title``, ``numbers`` (list of
-        ``(label, value, status)``), ``trust`` (sentence or ""), ``reasons``, ``remedies``.
+        ``(label, value, status)``), ``trust`` (sentence or ""), ``reasons`` (all, in the
+        order checked), ``fail_reasons`` and ``warn_reasons`` (when the verdict is "fail":
+        the fail-level reasons, shown first, and the warn-level ones, shown as warnings; both
+        empty otherwise), ``remedies``.
     """
     checks = dg.to_frame()
     status = dict(zip(checks["check"], checks["status"])) if len(checks) else {}
@@ -92,6 +95,8 @@ def banner(dg: "Diagnostics", *, interval_prob: float, scale: str,
         "numbers": numbers,
         "trust": trust,
         "reasons": list(dg.reasons),
+        "fail_reasons": list(dg.fail_reasons) if dg.verdict == "fail" else [],
+        "warn_reasons": list(dg.warn_reasons) if dg.verdict == "fail" else [],
         "remedies": [] if dg.verdict == "pass" else _remedies(dg, thresholds),
         "interval": int(round(100 * interval_prob)),
     }

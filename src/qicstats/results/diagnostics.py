@@ -46,9 +46,14 @@ class Diagnostics:
     headline_mcse : float
         MCSE of the overall ``att``.
     reasons : list of str
-        Why the verdict is not "pass" (empty when it passes).
+        Why the verdict is not "pass" (empty when it passes), in the order checked.
     worst : DataFrame
         Parameters with the largest R-hat / smallest ESS.
+    reason_levels : list of str
+        The severity (``"fail"`` or ``"warn"``) of each entry of ``reasons``, in the same
+        order. When it does not match ``reasons`` in length (a ``Diagnostics`` built or
+        replaced by hand with other reasons), every reason counts at the verdict's level;
+        see :attr:`fail_reasons` and :attr:`warn_reasons`.
     """
 
     verdict: str
@@ -80,15 +85,41 @@ class Diagnostics:
         return pd.DataFrame(self._checks, columns=["check", "value", "threshold", "status"])
 
     _checks: list[tuple[str, float, str, str]] = field(default_factory=list, repr=False)
+    reason_levels: list[str] = field(default_factory=list)
+
+    def _levels(self) -> list[str]:
+        if len(self.reason_levels) == len(self.reasons):
+            return list(self.reason_levels)
+        level = "fail" if self.verdict == "fail" else "warn"
+        return [level] * len(self.reasons)
+
+    @property
+    def fail_reasons(self) -> list[str]:
+        """The reasons at fail level (the checks that make the verdict "fail")."""
+        return [r for r, lv in zip(self.reasons, self._levels()) if lv == "fail"]
+
+    @property
+    def warn_reasons(self) -> list[str]:
+        """The reasons at warn level (shown as warnings, also when the verdict is "fail")."""
+        return [r for r, lv in zip(self.reasons, self._levels()) if lv != "fail"]
 
     def headline(self) -> str:
-        """One sentence for banners and the CLI."""
+        """One sentence for banners and the CLI.
+
+        A failing gate lists the fail-level reasons after "FAILED" and then, labelled as
+        warnings, the warn-level ones.
+        """
         if self.verdict == "pass":
             return (f"Diagnostics passed: max R-hat {self.max_rhat:.3f}, min bulk ESS "
                     f"{self.min_ess_bulk:.0f}, min tail ESS {self.min_ess_tail:.0f}, "
                     f"{self.divergences} divergences.")
-        word = "FAILED" if self.verdict == "fail" else "raised warnings"
-        return f"Diagnostics {word}: " + "; ".join(self.reasons) + "."
+        if self.verdict == "fail":
+            fails, warns = self.fail_reasons, self.warn_reasons
+            text = "Diagnostics FAILED: " + "; ".join(fails) + "."
+            if warns:
+                text += " Warnings: " + "; ".join(warns) + "."
+            return text
+        return "Diagnostics raised warnings: " + "; ".join(self.reasons) + "."
 
 
 def _max_over(ds: Any) -> tuple[float, str]:
@@ -140,33 +171,30 @@ def compute_diagnostics(idata: xr.DataTree, var_names: list[str], *,
     except Exception:  # energy not recorded by every backend
         min_bfmi = float("nan")
     reasons: list[str] = []
-    fail = warn = False
+    levels: list[str] = []
+
+    def add(level: str, reason: str) -> None:
+        reasons.append(reason)
+        levels.append(level)
+
     if max_rhat > th.rhat_fail:
-        fail = True
-        reasons.append(f"max R-hat {max_rhat:.3f} > {th.rhat_fail} ({rhat_at})")
+        add("fail", f"max R-hat {max_rhat:.3f} > {th.rhat_fail} ({rhat_at})")
     elif max_rhat > th.rhat_warn:
-        warn = True
-        reasons.append(f"max R-hat {max_rhat:.3f} > {th.rhat_warn} ({rhat_at})")
+        add("warn", f"max R-hat {max_rhat:.3f} > {th.rhat_warn} ({rhat_at})")
     for label, val, at in (("bulk", min_b, b_at), ("tail", min_t, t_at)):
         if val < th.ess_fail:
-            fail = True
-            reasons.append(f"min {label} ESS {val:.0f} < {th.ess_fail:.0f} ({at})")
+            add("fail", f"min {label} ESS {val:.0f} < {th.ess_fail:.0f} ({at})")
         elif val < th.ess_warn:
-            warn = True
-            reasons.append(f"min {label} ESS {val:.0f} < {th.ess_warn:.0f} ({at})")
+            add("warn", f"min {label} ESS {val:.0f} < {th.ess_warn:.0f} ({at})")
     if div > th.divergences_fail_share * n:
-        fail = True
-        reasons.append(f"{div} divergent transitions ({div / n:.1%} of draws)")
+        add("fail", f"{div} divergent transitions ({div / n:.1%} of draws)")
     elif div > 0:
-        warn = True
-        reasons.append(f"{div} divergent transitions")
+        add("warn", f"{div} divergent transitions")
     if hits > th.treedepth_warn_share * n:
-        warn = True
-        reasons.append(f"maximum tree depth reached in {hits} draws")
+        add("warn", f"maximum tree depth reached in {hits} draws")
     if np.isfinite(min_bfmi) and min_bfmi < th.bfmi_warn:
-        warn = True
-        reasons.append(f"E-BFMI {min_bfmi:.2f} < {th.bfmi_warn}")
-    verdict = "fail" if fail else ("warn" if warn else "pass")
+        add("warn", f"E-BFMI {min_bfmi:.2f} < {th.bfmi_warn}")
+    verdict = "fail" if "fail" in levels else ("warn" if levels else "pass")
     checks = [
         ("max R-hat", max_rhat, f"warn > {th.rhat_warn}, fail > {th.rhat_fail}",
          _st(max_rhat > th.rhat_fail, max_rhat > th.rhat_warn)),
@@ -184,7 +212,7 @@ def compute_diagnostics(idata: xr.DataTree, var_names: list[str], *,
     ]
     worst = _worst_table(rhat, ess_b, ess_t)
     return Diagnostics(verdict, max_rhat, min_b, min_t, div, n, hits, min_bfmi, headline_mcse,
-                       reasons, worst, checks)
+                       reasons, worst, checks, reason_levels=levels)
 
 
 def _st(fail: bool, warn: bool) -> str:
