@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -90,8 +91,9 @@ def test_read_mapping(tmp_path: Path) -> None:
 
 
 def test_nvivo_classification_sheet_csv(cb) -> None:
-    df = read_classification_sheet(DATA / "nvivo_classification.csv", cb,
-                                   mapping=DATA / "mapping.csv", wave="2024-01")
+    with pytest.warns(UserWarning, match="'Interviewee role'"):
+        df = read_classification_sheet(DATA / "nvivo_classification.csv", cb,
+                                       mapping=DATA / "mapping.csv", wave="2024-01")
     assert rows(df, "unit", "indicator", "value", "wave", "coder", "line") == [
         ("Ward 1", "management_support", "High", "2024-01", "AB", 2),
         ("Ward 1", "coordinator_active", "Yes", "2024-01", "AB", 2),
@@ -102,9 +104,10 @@ def test_nvivo_classification_sheet_csv(cb) -> None:
 
 
 def test_nvivo_classification_sheet_xlsx(cb) -> None:
-    df = read_classification_sheet(DATA / "nvivo_classification.xlsx", cb,
-                                   mapping={"W1 (interview 2024)": "Ward 1",
-                                            "W2 (interview 2024)": "Ward 2"})
+    with pytest.warns(UserWarning, match="'Interviewee role'"):
+        df = read_classification_sheet(DATA / "nvivo_classification.xlsx", cb,
+                                       mapping={"W1 (interview 2024)": "Ward 1",
+                                                "W2 (interview 2024)": "Ward 2"})
     # Excel dates in the Wave column become ISO dates; numbers lose the '.0'; unmapped case
     # names are kept (check_indicators reports them with suggestions)
     assert rows(df, "unit", "indicator", "value", "wave", "coder", "line") == [
@@ -133,6 +136,58 @@ def test_classification_sheet_case_column_and_errors(cb, tmp_path: Path) -> None
     with pytest.raises(DataValidationError) as info:
         read_classification_sheet(g, cb)
     assert "no column of the sheet matches" in info.value.problems[0].message
+
+
+def test_classification_sheet_matches_codebook_labels(cb, tmp_path: Path) -> None:
+    # coordinator_active: label "Active QI coordinator", source "Implementation\Coordinator
+    # active"; data_feedback: label "Data feedback culture", no source
+    f = tmp_path / "labels.csv"
+    f.write_text("Case,  active QI   COORDINATOR ,DATA FEEDBACK CULTURE,management_support\n"
+                 "Ward 1,yes,regular,high\nWard 2,no,,low\n", encoding="utf-8")
+    before = f.read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every column matched: no warning
+        df = read_classification_sheet(f, cb)
+    assert rows(df, "unit", "indicator", "value", "line") == [
+        ("Ward 1", "coordinator_active", "yes", 2),
+        ("Ward 1", "data_feedback", "regular", 2),
+        ("Ward 1", "management_support", "high", 2),
+        ("Ward 2", "coordinator_active", "no", 3),
+        ("Ward 2", "management_support", "low", 3),
+    ]
+    assert df.attrs["ignored_columns"] == []
+    assert f.read_bytes() == before
+    # a source or name wins over another indicator's label
+    g = tmp_path / "clash.csv"
+    g.write_text("Case,Leadership,Data feedback culture\nWard 1,0.5,rare\n", encoding="utf-8")
+    cb2 = load_codebook({"indicators": {
+        "leadership_talk": {"type": "continuous", "source": "Leadership"},
+        "climate": {"type": "continuous", "label": "Leadership"},
+        "data_feedback": {"type": "ordinal", "levels": ["rare", "regular"],
+                          "label": "Data feedback culture"}}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        df2 = read_classification_sheet(g, cb2)
+    assert rows(df2, "indicator", "value") == [("leadership_talk", 0.5),
+                                               ("data_feedback", "rare")]
+
+
+def test_classification_sheet_warns_about_ignored_columns(cb, tmp_path: Path) -> None:
+    f = tmp_path / "typos.csv"
+    f.write_text("Case,Managment support,Coordinator active,Region,Wave,Coder\n"
+                 "Ward 1,high,yes,North,2024-01,AB\n", encoding="utf-8")
+    with pytest.warns(UserWarning) as record:
+        df = read_classification_sheet(f, cb)
+    (w,) = [r for r in record if issubclass(r.category, UserWarning)]
+    msg = str(w.message)
+    assert msg.startswith(f"{f}: 2 column(s) of the classification sheet match no indicator")
+    assert "ignored: 'Managment support', 'Region'." in msg
+    assert "`source:`" in msg and "rename the column" in msg
+    assert w.filename == __file__  # points at the caller, not at the reader
+    # wave and coder columns are used, not ignored; the misspelt column loses its codes
+    assert df.attrs["ignored_columns"] == ["Managment support", "Region"]
+    assert rows(df, "unit", "indicator", "value", "wave", "coder") == [
+        ("Ward 1", "coordinator_active", "yes", "2024-01", "AB")]
 
 
 def test_maxqda_coding_matrix_xlsx(cb) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -364,9 +365,10 @@ def read_classification_sheet(path: PathLike, codebook: Codebook | PathLike | Ma
     """Read a case-classification sheet (NVivo / ATLAS.ti / MAXQDA export).
 
     One row per case; the first column (or ``case_column``) is the case name, every other
-    column an attribute. Attributes matching an indicator's ``source`` (or name; matching
-    ignores case and spaces) become codes; others are ignored (listed in
-    ``frame.attrs["ignored_columns"]``). Empty and ``Unassigned`` / ``Not Applicable`` cells
+    column an attribute. Attributes matching an indicator's ``source``, its name or its
+    codebook ``label`` (in that order of precedence; matching ignores case, spaces and
+    underscores) become codes; others are ignored, with a warning, and listed in
+    ``frame.attrs["ignored_columns"]``. Empty and ``Unassigned`` / ``Not Applicable`` cells
     are not codes. Columns named ``wave`` or ``coder`` give each row's wave and coder.
 
     Parameters
@@ -397,6 +399,12 @@ def read_classification_sheet(path: PathLike, codebook: Codebook | PathLike | Ma
         or rows have codes but no case name.
     ConfigError
         The codebook is malformed.
+
+    Warns
+    -----
+    UserWarning
+        Some attribute columns match no indicator (a misspelt column silently loses its
+        codes otherwise); the message names the file, the columns and the fix.
     """
     cb = _load_codebook(codebook)
     fname = str(path)
@@ -420,6 +428,9 @@ def read_classification_sheet(path: PathLike, codebook: Codebook | PathLike | Ma
     wave_col = _find_named(rest, _WAVE_NAMES)
     coder_col = _find_named(rest, _CODER_NAMES)
     lookup = cb.by_column()
+    for spec in cb.indicators.values():  # the label last: a source or name wins over it
+        if spec.label:
+            lookup.setdefault(column_key(spec.label), spec.name)
     matched = {c: lookup[column_key(c)] for c in rest
                if c not in (wave_col, coder_col) and column_key(c) in lookup}
     ignored = [c for c in rest if c not in matched and c not in (wave_col, coder_col)]
@@ -428,6 +439,7 @@ def read_classification_sheet(path: PathLike, codebook: Codebook | PathLike | Ma
             "indicator_columns_missing", "no column of the sheet matches an indicator of the "
             "codebook", file=fname, count=len(cb.indicators),
             examples=[f"expected one of {[s.column for s in cb.indicators.values()]}",
+                      f"or a label: {[s.label for s in cb.indicators.values() if s.label]}",
                       f"found {rest}"],
             hint="name the codebook indicators like the sheet's attribute columns, or set "
                  "their `source:` to the column name")])
@@ -458,6 +470,13 @@ def read_classification_sheet(path: PathLike, codebook: Codebook | PathLike | Ma
     col.raise_if_errors()
     out = (_finish(pd.DataFrame(rows, columns=list(CODE_COLUMNS))) if rows else _empty_codes())
     out.attrs["ignored_columns"] = ignored
+    if ignored:
+        warnings.warn(
+            f"{fname}: {len(ignored)} column(s) of the classification sheet match no indicator "
+            f"of the codebook and were ignored: {', '.join(repr(str(c)) for c in ignored)}. "
+            "If one holds an indicator's codes, set that indicator's `source:` in the codebook "
+            "to the column name, or rename the column to the indicator's name or label.",
+            UserWarning, stacklevel=2)
     return out
 
 
