@@ -281,7 +281,7 @@ def worker_qicstats(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     t_imp = time.perf_counter()
     from qicstats.data import validate
     from qicstats.indicators import encode, load_indicators
-    from qicstats.inference.fit import SamplerConfig, fit
+    from qicstats.inference.fit import SamplerConfig, available_cores, fit
     from qicstats.models import build
     import_s = time.perf_counter() - t_imp
 
@@ -313,6 +313,7 @@ def worker_qicstats(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     stats = _scalar_stats(arrays)
     rec = {
         "tool": "qicstats", "backend": sc.backend, "target_accept": sc.target_accept,
+        "cores": min(sc.chains, sc.cores or available_cores()),
         "n_obs": int(qm.design.rows.n),
         "n_free_parameters": int(sum(v.size for v in qm.model.initial_point().values())),
         "import_s": import_s, "prepare_s": t1 - t0, "build_s": t2 - t1,
@@ -339,6 +340,8 @@ def worker_bambi(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
 
     t_imp = time.perf_counter()
     import bambi as bmb
+
+    from qicstats.inference.fit import available_cores
     import_s = time.perf_counter() - t_imp
 
     frame = pd.read_pickle(workdir / "bambi_rows.pkl")
@@ -349,8 +352,11 @@ def worker_bambi(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     model = bmb.Model(formula, frame, family="binomial")
     model.build()
     t1 = time.perf_counter()
+    # the same number of parallel chains as qicstats gets: PyMC's own default guesses half the
+    # CPUs (it assumes hyper-threading), which would leave a core idle on these machines
+    cores = min(args.chains, available_cores())
     idata = model.fit(draws=args.draws, tune=args.tune, chains=args.chains,
-                      random_seed=args.seed, progressbar=False)
+                      random_seed=args.seed, progressbar=False, cores=cores)
     t2 = time.perf_counter()
     sampling_s = float(idata.posterior.attrs.get("sampling_time", float("nan")))
     fit_s = t2 - t1
@@ -358,7 +364,7 @@ def worker_bambi(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
               for r in parameter_map(moderators)}
     stats = _scalar_stats(arrays)
     return {
-        "tool": "bambi", "backend": "pymc (Bambi default inference_method)",
+        "tool": "bambi", "backend": "pymc (Bambi default inference_method)", "cores": cores,
         "target_accept": 0.8, "formula": formula, "n_obs": int(len(frame)),
         "n_free_parameters": int(sum(v.size for v in
                                      model.backend.model.initial_point().values())),

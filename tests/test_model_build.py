@@ -82,7 +82,7 @@ def test_default_spec_variables_and_dims() -> None:
     zs = qm.model["u_collaborative_z"]
     assert type(qm.model.rvs_to_transforms[zs]).__name__ == "ZeroSumTransform"
     assert qm.model.observed_RVs[0].name == "y"
-    assert qm.param_names[:2] == ["intercept", "secular"]
+    assert qm.param_names[:3] == ["intercept", "trend_slope", "secular"]
 
 
 def test_initial_point_logp_is_finite() -> None:

@@ -348,8 +348,10 @@ class Reference:
         intercept = add_prior("intercept")
         # ---- secular trend f(t) ----
         f = np.zeros(T)
+        trend_slope = 0.0
         if spec.trend in ("linear", "rw", "spline"):
-            f += add_prior("trend_slope") * self.tau
+            trend_slope = add_prior("trend_slope")
+            f += trend_slope * self.tau
         if spec.trend == "rw":
             sd = add_prior("trend_sd")
             walk = np.concatenate([[0.0], np.cumsum(sd * std_normal("trend_rw_z"))])
@@ -379,33 +381,60 @@ class Reference:
 
         free = {rv.name for rv in self.model.free_RVs}
 
-        def centred(lv: str, name: str, zero_sum: bool) -> bool:
+        def centred(lv: str, name: str) -> bool:
             # centred or not is a parameterisation (same prior): an explicit setting must be
             # obeyed; under "auto" the builder decides from the data, so read its choice
-            chosen = name in free
+            chosen = name in free or f"{name}_nested" in free
             explicit = spec.centered.get(lv, spec.centered.get("default", "auto"))
             if explicit != "auto":
-                assert chosen == (bool(explicit) and not zero_sum), name
+                assert chosen == bool(explicit), name
             return chosen
 
-        def random_effect(name: str, sd_name: str, lv: str, zero_sum: bool = False
-                          ) -> np.ndarray:
+        def enclosing_sum(of: dict[str, np.ndarray], lv: str, effects: dict[str, np.ndarray],
+                          base: float) -> np.ndarray:
+            # the term's population value plus the enclosing levels' effects at each group
+            # of lv (levels are nested, so any unit of a group finds its enclosing groups)
+            grp = of[lv]
+            rep = np.array([np.flatnonzero(grp == j)[0] for j in range(grp.max() + 1)])
+            return base + sum((e[of[hl][rep]] for hl, e in effects.items()),
+                              np.zeros(len(rep)))
+
+        def random_effect(name: str, sd_name: str, lv: str, zero_sum: bool = False,
+                          loc: np.ndarray | None = None) -> np.ndarray:
             nonlocal lp
             sd = add_prior(sd_name)
-            if centred(lv, name, zero_sum):
+            if centred(lv, name):
+                if f"{name}_nested" in free:
+                    # hierarchical centring: the free value is the total with the enclosing
+                    # levels, Normal(enclosing sum, sd); the level's own effect is the rest
+                    assert not zero_sum, name
+                    x = take(f"{name}_nested")
+                    lp += float(stats.norm.logpdf(x, loc, sd).sum())
+                    return x - loc
                 x = take(name)
-                lp += float(stats.norm.logpdf(x, 0.0, sd).sum())
+                if zero_sum:
+                    # N(0, sd^2) on the (n-1)-dimensional zero-sum subspace
+                    lp += float(-0.5 * np.sum((x / sd) ** 2)
+                                - (x.size - 1) * (0.5 * np.log(2 * np.pi) + np.log(sd)))
+                else:
+                    lp += float(stats.norm.logpdf(x, 0.0, sd).sum())
                 return x
             z = zero_sum_normal(name + "_z") if zero_sum else std_normal(name + "_z")
             return sd * z
 
+        base_effects: dict[str, np.ndarray] = {}
         for lv in levels("baseline"):
             n_groups = self.base_of[lv].max() + 1
             zs = spec.zero_sum and lv == "collaborative" and n_groups > 1
-            u_l = random_effect(f"u_{lv}", f"sd_u_{lv}", lv, zero_sum=zs)
+            u_l = random_effect(f"u_{lv}", f"sd_u_{lv}", lv, zero_sum=zs,
+                                loc=enclosing_sum(self.base_of, lv, base_effects, intercept))
+            base_effects[lv] = u_l
             eta = eta + u_l[self.base_of[lv][self.u]]
+        trend_effects: dict[str, np.ndarray] = {}
         for lv in levels("trend"):
-            w_l = random_effect(f"w_trend_{lv}", f"sd_trend_{lv}", lv)
+            w_l = random_effect(f"w_trend_{lv}", f"sd_trend_{lv}", lv,
+                                loc=enclosing_sum(self.base_of, lv, trend_effects, trend_slope))
+            trend_effects[lv] = w_l
             eta = eta + w_l[self.base_of[lv][self.u]] * self.tau[self.t]
         if spec.covariates:
             beta = add_prior("beta")
@@ -482,9 +511,13 @@ class Reference:
         lvl = np.zeros(len(self.t))
         slp = np.zeros(len(self.t))
         if self.part.any():
-            lvl += add_prior("level_change")
-            slp += add_prior("slope_change")
+            level_change = add_prior("level_change")
+            slope_change = add_prior("slope_change")
+            lvl += level_change
+            slp += slope_change
             lv_levels, sl_levels = levels("level"), levels("slope")
+            level_effects: dict[str, np.ndarray] = {}
+            slope_effects: dict[str, np.ndarray] = {}
             for lv in self.levels:
                 g = self.change_of[lv][self.u]
                 g0 = np.maximum(g, 0)  # non-participating rows have D = e = 0
@@ -512,9 +545,17 @@ class Reference:
                 zs = (spec.zero_sum and lv == "collaborative"
                       and self.change_of[lv].max() + 1 > 1)
                 if lv in lv_levels:
-                    lvl += random_effect(f"v_level_{lv}", f"sd_level_{lv}", lv, zs)[g0]
+                    v_l = random_effect(f"v_level_{lv}", f"sd_level_{lv}", lv, zs,
+                                        loc=enclosing_sum(self.change_of, lv, level_effects,
+                                                            level_change))
+                    level_effects[lv] = v_l
+                    lvl += v_l[g0]
                 if lv in sl_levels:
-                    slp += random_effect(f"v_slope_{lv}", f"sd_slope_{lv}", lv, zs)[g0]
+                    v_s = random_effect(f"v_slope_{lv}", f"sd_slope_{lv}", lv, zs,
+                                        loc=enclosing_sum(self.change_of, lv, slope_effects,
+                                                            slope_change))
+                    slope_effects[lv] = v_s
+                    slp += v_s[g0]
 
         # ---- AR(1) ----
         if spec.ar1:

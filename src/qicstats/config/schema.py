@@ -343,8 +343,9 @@ class ModelSection(_Section):
         "prior).")
     centered: dict[NonEmptyStr, StrictBool | Literal["auto"]] = Field(
         default_factory=dict,
-        description="Centred (true) or non-centred (false) random effects per level; "
-        "{default: auto} centres levels whose groups carry much data. Unlisted: non-centred.")
+        description="Centred (true), non-centred (false) or chosen from the data (auto) random "
+        "effects per level, 'default' for unlisted levels. Unlisted: auto (centre a level when "
+        "its groups are many and their data pin each effect down well; see docs/model.md).")
     ramp: StrictInt = Field(
         default=0, ge=0,
         description="Learning period: the level change phases in linearly over this many "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -35,6 +36,10 @@ class SamplerConfig:
         One seed determines every chain (same config + seed on the same machine -> same draws).
     progress : bool
         Show a progress display while sampling.
+    cores : int, optional
+        Chains run in parallel on this many CPU cores (default: every core this process may
+        use, at most one per chain). The draws do not depend on it. PyMC's own default
+        assumes hyper-threading and halves the count, which left one of two cores idle.
     """
 
     backend: str = "nutpie"
@@ -44,12 +49,15 @@ class SamplerConfig:
     target_accept: float = 0.9
     seed: int = 20261122
     progress: bool = True
+    cores: int | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise QicstatsError(f"sampler backend must be one of {BACKENDS}, got '{self.backend}'")
         if self.chains < 1 or self.draws < 1 or self.tune < 0:
             raise QicstatsError("chains and draws must be >= 1 and tune >= 0")
+        if self.cores is not None and self.cores < 1:
+            raise QicstatsError("cores must be >= 1")
         if not 0.5 <= self.target_accept < 1:
             raise QicstatsError("target_accept must be in [0.5, 1)")
 
@@ -65,6 +73,14 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return out
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (affinity-aware where the OS says)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _check_backend(backend: str) -> None:
@@ -100,8 +116,8 @@ def fit(qmodel: QICModel, sampler: SamplerConfig | None = None, *,
                               progressbar=s.progress, target_accept=s.target_accept,
                               nuts_sampler=s.backend, compute_convergence_checks=False,
                               model=qmodel.model)
-    if s.backend == "pymc":
-        kw["cores"] = min(s.chains, 2)
+    if s.backend in ("nutpie", "pymc"):
+        kw["cores"] = min(s.chains, s.cores or available_cores())
     t0 = time.perf_counter()
     idata = pm.sample(**kw)
     seconds = time.perf_counter() - t0

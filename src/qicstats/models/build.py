@@ -10,11 +10,13 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
+from scipy.special import gammaln
 
 from qicstats.data.panel import PanelData
 from qicstats.errors import ModelSpecError
 from qicstats.indicators.matrix import IndicatorMatrix
 from qicstats.models.design import Design, Rows, build_design
+from qicstats.models.grid import grid_linear_predictor
 from qicstats.models.linpred import linear_predictor, role_indices
 from qicstats.models.priors import PRIOR_NAMES, Prior, default_priors, resolve_prior
 from qicstats.models.spec import ModelSpec
@@ -125,10 +127,17 @@ def build(data: PanelData, spec: ModelSpec | None = None,
     p: dict[str, Any] = {}
     centered = dict(spec.centered)
 
+    def sd_scale(lv: str, term: str) -> float:
+        gen = {"baseline": "sd_u", "level": "sd_level", "slope": "sd_slope", "trend": "sd_trend"}
+        return _prior_scale(resolve_prior(f"{gen[term]}_{lv}", defaults, overrides))
+
     def is_centered(lv: str, term: str, sd_prior: Prior) -> bool:
         c = centered.get(lv, centered.get("default", "auto"))
         if c == "auto":
-            return lv == "unit" and _data_dominates(d, term, sd_prior)
+            groups = d.change_groups if term in ("level", "slope") else d.base_groups
+            zero_sum = (spec.zero_sum and lv == "collaborative" and term != "trend"
+                        and groups[lv].n > 1)
+            return _auto_centered(d, spec, lv, term, sd_scale, zero_sum)
         return bool(c)
 
     with pm.Model(coords=coords) as model:
@@ -139,7 +148,8 @@ def build(data: PanelData, spec: ModelSpec | None = None,
         tau = pt.as_tensor_variable(d.tau)
         f = pt.zeros(T)
         if spec.trend in ("linear", "rw", "spline"):
-            f = f + prior("trend_slope").create("trend_slope") * tau
+            p["trend_slope"] = prior("trend_slope").create("trend_slope")
+            f = f + p["trend_slope"] * tau
         if spec.trend == "rw" and T > 1:
             sd = prior("trend_sd").create("trend_sd")
             z = pm.Normal("trend_rw_z", 0.0, 1.0, shape=T - 1)
@@ -170,12 +180,14 @@ def build(data: PanelData, spec: ModelSpec | None = None,
             p[f"u_{lv}"] = _random_effect(
                 f"u_{lv}", pr, lv, g.n,
                 zero_sum=spec.zero_sum and lv == "collaborative" and g.n > 1,
-                centered=is_centered(lv, "baseline", pr))
+                centered=is_centered(lv, "baseline", pr),
+                loc=_parent_sum(p, "u", lv, d.base_groups, None, p["intercept"]))
         for lv in spec.levels_for("trend", d.levels):
             g = d.base_groups[lv]
             pr = prior(f"sd_trend_{lv}")
-            p[f"w_trend_{lv}"] = _random_effect(f"w_trend_{lv}", pr, lv, g.n,
-                                                centered=is_centered(lv, "trend", pr))
+            p[f"w_trend_{lv}"] = _random_effect(
+                f"w_trend_{lv}", pr, lv, g.n, centered=is_centered(lv, "trend", pr),
+                loc=_parent_sum(p, "w_trend", lv, d.base_groups, None, p.get("trend_slope")))
 
         if d.covariate_names:
             p["beta"] = prior("beta").create("beta", dims="covariate")
@@ -217,12 +229,18 @@ def build(data: PanelData, spec: ModelSpec | None = None,
                 zs = spec.zero_sum and lv == "collaborative" and g.n > 1
                 if lv in lv_levels:
                     pr = prior(f"sd_level_{lv}")
-                    p[f"v_level_{lv}"] = _random_effect(f"v_level_{lv}", pr, dim, g.n, zero_sum=zs,
-                                                        centered=is_centered(lv, "level", pr))
+                    p[f"v_level_{lv}"] = _random_effect(
+                        f"v_level_{lv}", pr, dim, g.n, zero_sum=zs,
+                        centered=is_centered(lv, "level", pr),
+                        loc=_parent_sum(p, "v_level", lv, d.change_groups, d.participating,
+                                         p["level_change"]))
                 if lv in sl_levels:
                     pr = prior(f"sd_slope_{lv}")
-                    p[f"v_slope_{lv}"] = _random_effect(f"v_slope_{lv}", pr, dim, g.n, zero_sum=zs,
-                                                        centered=is_centered(lv, "slope", pr))
+                    p[f"v_slope_{lv}"] = _random_effect(
+                        f"v_slope_{lv}", pr, dim, g.n, zero_sum=zs,
+                        centered=is_centered(lv, "slope", pr),
+                        loc=_parent_sum(p, "v_slope", lv, d.change_groups, d.participating,
+                                         p["slope_change"]))
 
         # ---- AR(1) latent residuals -----------------------------------------------------
         if spec.ar1:
@@ -231,7 +249,7 @@ def build(data: PanelData, spec: ModelSpec | None = None,
         # ---- likelihood -------------------------------------------------------------------
         extra = _family_params(d, prior)
         reg = d.rows.subset(np.flatnonzero(d.regular))
-        eta = linear_predictor(p, d, reg, pt)
+        eta = grid_linear_predictor(p, d, reg)
         _observe(d, eta, np.flatnonzero(d.regular), extra)
         if d.mixture is not None:
             _mixture_likelihood(d, p, extra)
@@ -246,12 +264,28 @@ def build(data: PanelData, spec: ModelSpec | None = None,
 
 
 # ------------------------------------------------------------------------------------------
-def _data_dominates(d: Design, term: str, sd_prior: Prior) -> bool:
-    """Centre a unit-level effect when every unit's data pin it down far more tightly than the
-    prior scale of its sd (the non-centred form then mixes worse)."""
-    scale = float(sd_prior.params.get("sigma", sd_prior.params.get("beta", 0.0)) or 0.0)
-    if scale <= 0 or d.rows.n == 0:
-        return False
+#: ``centered="auto"``: centre a level's effects of a term when the data pin 90 % of its
+#: groups down to within this fraction of the prior scale of the level's sd. Baseline (and
+#: trend) effects of units and sites are nearly always pinned down by their many periods;
+#: level and slope changes rest on the post-join periods of a few units and their true
+#: spread is usually far below the prior scale, so they are centred only when overwhelmingly
+#: determined. Measured on the benchmark presets: docs/performance.md.
+AUTO_CENTRE_RATIO = {"baseline": 0.25, "trend": 0.25, "level": 0.05, "slope": 0.05}
+#: zero-sum collaborative effects: their children are whole sites, whose totals the data pin
+#: down, so a looser ratio applies, but only with enough groups to identify the sd (with
+#: fewer, the non-centred form avoids the funnel)
+AUTO_CENTRE_RATIO_ZERO_SUM = 0.45
+AUTO_CENTRE_MIN_GROUPS = 8
+
+
+def _prior_scale(pr: Prior) -> float:
+    return float(pr.params.get("sigma", pr.params.get("beta", 0.0)) or 0.0)
+
+
+def _unit_information(d: Design, term: str) -> np.ndarray:
+    """Fisher information of each unit's data about a unit-specific ``term`` coefficient (a
+    normal approximation at the pooled mean: binomial n p (1 - p), Poisson counts, Gaussian
+    1 / sd^2), summed over the unit's rows. Zero for units without rows."""
     fam = d.family
     if fam in ("binomial", "betabinomial"):
         num, den = d.y["numerator"], d.y["denominator"]
@@ -265,25 +299,107 @@ def _data_dominates(d: Design, term: str, sd_prior: Prior) -> bool:
         w = np.full(d.rows.n, 1.0 / max(d.y_sd, 1e-9) ** 2)
     x = {"baseline": np.ones(d.rows.n), "level": d.rows.D, "slope": d.rows.e,
          "trend": d.tau[d.rows.t]}[term]
-    info = np.bincount(d.rows.unit, weights=w * x**2, minlength=d.n_units)
-    if term in ("level", "slope"):
-        info = info[d.participating]
-    if not len(info) or info.min() <= 0:
+    return np.bincount(d.rows.unit, weights=w * x**2, minlength=d.n_units)
+
+
+def _auto_centered(d: Design, spec: ModelSpec, lv: str, term: str, sd_scale: Any,
+                   zero_sum: bool = False) -> bool:
+    """Choose the centred form of ``term`` effects at level ``lv`` from the data.
+
+    Non-centred effects mix better when the data say little about each group (the posterior
+    is then prior-shaped, a funnel in the sd); centred effects mix better when the data pin
+    every group down far more tightly than the prior scale of the sd. A group's information
+    is accumulated bottom-up: units contribute their data information; a group at a level
+    with random effects below it gets ``sum_children 1 / (1 / info_child + s_child^2)``,
+    where ``s_child`` is the prior scale of the child level's sd (a conservative guess of
+    the spread between children). See docs/performance.md for the measurements behind the
+    thresholds.
+    """
+    scale = sd_scale(lv, term)
+    if scale <= 0 or d.rows.n == 0:
         return False
-    se = 1.0 / np.sqrt(np.quantile(info, 0.1))
-    return bool(se < 0.25 * scale)
+    info = _unit_information(d, term)
+    mask = d.participating if term in ("level", "slope") else np.ones(d.n_units, bool)
+    if lv == "unit":
+        info = info[mask]
+        if not len(info) or info.min() <= 0:
+            return False
+        return bool(1.0 / np.sqrt(np.quantile(info, 0.1)) < AUTO_CENTRE_RATIO[term] * scale)
+    groups = d.change_groups if term in ("level", "slope") else d.base_groups
+    levels = spec.levels_for(term, d.levels)
+    below = [x for x in levels[levels.index(lv) + 1:]] if lv in levels else []
+    # walk up from the units: child information, the spread between children, their groups
+    child_info = info[mask]
+    child_spread = sd_scale("unit", term) if "unit" in below else 0.0
+    child_units = np.flatnonzero(mask)   # one representative unit per child
+    for level in [x for x in reversed(below) if x != "unit"] + [lv]:
+        of_unit = groups[level].of_unit[child_units]
+        contrib = np.where(child_info > 0,
+                           1.0 / (1.0 / np.maximum(child_info, 1e-300) + child_spread**2), 0.0)
+        n_groups = int(of_unit.max()) + 1 if len(of_unit) else 0
+        group_info = np.bincount(of_unit, weights=contrib, minlength=n_groups)
+        first = np.unique(of_unit, return_index=True)[1]
+        child_units = child_units[first]
+        child_info = group_info[np.unique(of_unit)]
+        child_spread = sd_scale(level, term)
+    if not len(child_info) or child_info.min() <= 0:
+        return False
+    se = 1.0 / np.sqrt(np.quantile(child_info, 0.1))
+    if zero_sum:
+        return bool(len(child_info) >= AUTO_CENTRE_MIN_GROUPS
+                    and se < AUTO_CENTRE_RATIO_ZERO_SUM * scale)
+    return bool(se < AUTO_CENTRE_RATIO[term] * scale)
 
 
 def _random_effect(name: str, sd_prior: Prior, dim: str, n: int, *, zero_sum: bool = False,
-                   centered: bool = False) -> Any:
+                   centered: bool = False, loc: Any = None) -> Any:
+    """Effects ``name ~ Normal(0, sd)`` per group (zero-sum: ``ZeroSumNormal(sd)``).
+
+    Non-centred: ``sd * z`` with standard normal ``z`` (free variable ``<name>_z``).
+    Centred zero-sum: the effects themselves, ``ZeroSumNormal(sd)``. Centred otherwise:
+    hierarchical centring around ``loc`` (the term's population value plus the enclosing
+    levels' effects at each group): the free variable ``<name>_nested ~ Normal(loc, sd)`` is
+    the group's total and ``name = <name>_nested - loc``. This is the same model (a shift
+    with unit Jacobian) in the coordinates that informative data pin down directly (the
+    data see totals, not their split between levels).
+    """
     sd = sd_prior.create(_sd_name(name))
-    if centered and not zero_sum:
-        return pm.Normal(name, 0.0, sd, dims=dim)
+    if centered:
+        if zero_sum:
+            return pm.ZeroSumNormal(name, sigma=sd, dims=dim)
+        if loc is None:
+            return pm.Normal(name, 0.0, sd, dims=dim)
+        loc = pt.broadcast_to(loc, (n,))
+        total = pm.Normal(f"{name}_nested", loc, sd, dims=dim)
+        return pm.Deterministic(name, total - loc, dims=dim)
     if zero_sum:
         z = pm.ZeroSumNormal(f"{name}_z", sigma=1.0, dims=dim)
     else:
         z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=dim)
     return pm.Deterministic(name, sd * z, dims=dim)
+
+
+def _parent_sum(p: dict[str, Any], prefix: str, lv: str, groups: dict[str, Any],
+                mask: np.ndarray | None, base: Any = None) -> Any:
+    """``base`` (the term's population value) plus the already-built effects
+    ``<prefix>_<level>`` of the levels enclosing ``lv``, at each group of ``lv`` (``None``
+    when there is neither). Levels are nested, so any unit of a group identifies its
+    enclosing groups."""
+    g = groups[lv]
+    units = np.flatnonzero(mask) if mask is not None else np.arange(len(g.of_unit))
+    idx, first = np.unique(g.of_unit[units], return_index=True)
+    if len(idx) != g.n:
+        return None
+    rep = units[first]
+    total = base
+    for other, og in groups.items():
+        if other == lv:
+            break
+        key = f"{prefix}_{other}"
+        if key in p:
+            term = p[key][og.of_unit[rep]]
+            total = term if total is None else total + term
+    return total
 
 
 def _sd_name(name: str) -> str:
@@ -406,19 +522,58 @@ def observed_values(d: Design, idx: np.ndarray) -> np.ndarray:
     return d.y[key][idx]
 
 
+def _binomial_logp(value: Any, n: Any, log_choose: Any, eta: Any) -> Any:
+    # log C(n, y) + y * eta - n * log(1 + exp(eta)), with softplus(eta) written as
+    # (eta + |eta|) / 2 + log1p(exp(-|eta|)): stable, one exp per row shared by the value
+    # and the gradient, and the right derivative (1/2) at eta = 0
+    abs_eta = pt.abs(eta)
+    softplus = 0.5 * (eta + abs_eta) + pt.log1p(pt.exp(-abs_eta))
+    return log_choose + value * eta - n * softplus
+
+
+def _binomial_random(n: np.ndarray, log_choose: np.ndarray, eta: np.ndarray,
+                     rng: np.random.Generator | None = None, size: Any = None) -> np.ndarray:
+    rng = rng if rng is not None else np.random.default_rng()
+    return rng.binomial(np.asarray(n).astype(np.int64), 1.0 / (1.0 + np.exp(-eta)),
+                        size=size).astype(float)
+
+
+def _poisson_random(log_exposure: np.ndarray, log_fact: np.ndarray, eta: np.ndarray,
+                    rng: np.random.Generator | None = None, size: Any = None) -> np.ndarray:
+    rng = rng if rng is not None else np.random.default_rng()
+    return rng.poisson(np.exp(eta + log_exposure), size=size).astype(float)
+
+
+def _poisson_logp(value: Any, log_exposure: Any, log_fact: Any, eta: Any) -> Any:
+    lin = eta + log_exposure
+    return value * lin - pt.exp(lin) - log_fact
+
+
 def _observe(d: Design, eta: Any, idx: np.ndarray, extra: dict[str, Any]) -> None:
+    """The likelihood of the regular rows as a named observed variable ``y`` (dims ``obs``).
+
+    Binomial and Poisson use lean log densities (the constants are precomputed; the data are
+    validated, so PyMC's parameter checks are not needed in the sampler's inner loop); they
+    equal PyMC's ``Binomial(n, logit_p=eta)`` and ``Poisson(exp(eta + log_exposure))``.
+    """
     if len(idx) == 0:
         return
     obs = observed_values(d, idx)
-    # a named observed RV, so PyMC and ArviZ see a pointwise log likelihood
     if d.family == "binomial":
-        pm.Binomial("y", n=d.y["denominator"][idx], logit_p=eta, observed=obs, dims="obs")
+        n = d.y["denominator"][idx].astype(float)
+        y = np.asarray(obs, dtype=float)
+        log_choose = gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)
+        pm.CustomDist("y", n, log_choose, eta, logp=_binomial_logp,
+                      random=_binomial_random, observed=y, dims="obs")
     elif d.family == "betabinomial":
         pr = pm.math.sigmoid(eta)
         pm.BetaBinomial("y", alpha=pr * extra["phi"], beta=(1 - pr) * extra["phi"],
                         n=d.y["denominator"][idx], observed=obs, dims="obs")
     elif d.family == "poisson":
-        pm.Poisson("y", mu=pt.exp(eta + d.y["log_exposure"][idx]), observed=obs, dims="obs")
+        y = np.asarray(obs, dtype=float)
+        pm.CustomDist("y", d.y["log_exposure"][idx].astype(float), gammaln(y + 1.0), eta,
+                      logp=_poisson_logp,
+                      random=_poisson_random, observed=y, dims="obs")
     elif d.family == "negbinomial":
         pm.NegativeBinomial("y", mu=pt.exp(eta + d.y["log_exposure"][idx]), alpha=extra["alpha"],
                             observed=obs, dims="obs")

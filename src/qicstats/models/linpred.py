@@ -76,23 +76,13 @@ def linear_predictor(p: Mapping[str, Any], d: Design, rows: Rows, xp: Any, *,
         positive deviance uses the collaborative-level expectation.
     """
     u, t = rows.unit, rows.t
-    N = d.n_units
-    units = np.arange(N)
     # random effects are summed per unit first (N values), then gathered once per row
-    base_u = None
-    trend_u = None
-    for lv, g in d.base_groups.items():
-        if f"u_{lv}" in p:
-            term = p[f"u_{lv}"][..., g.of_unit[units]] if lv != "unit" else p[f"u_{lv}"]
-            base_u = term if base_u is None else base_u + term
-        if f"w_trend_{lv}" in p:
-            term = p[f"w_trend_{lv}"][..., g.of_unit[units]]
-            trend_u = term if trend_u is None else trend_u + term
+    eff = unit_effects(p, d, change_levels=change_levels)
     eta = _col(p["intercept"], xp) + p["secular"][..., t]
-    if base_u is not None:
-        eta = eta + base_u[..., u]
-    if trend_u is not None:
-        eta = eta + trend_u[..., u] * d.tau[t]
+    if eff["base"] is not None:
+        eta = eta + eff["base"][..., u]
+    if eff["trend"] is not None:
+        eta = eta + eff["trend"][..., u] * d.tau[t]
     if rows.X.shape[1]:
         eta = eta + _dot(rows.X, p["beta"], xp)
     z = indicator_values(p, d, rows, xp)
@@ -102,28 +92,49 @@ def linear_predictor(p: Mapping[str, Any], d: Design, rows: Rows, xp: Any, *,
         eta = eta + p["ar_eps"][..., u, t]
     if not d.participating.any():
         return eta
-    D = rows.D
-    e = rows.e
-    lvl_u = slp_u = None
-    for lv, g in d.change_groups.items():
-        if change_levels is not None and lv not in change_levels:
-            continue
-        if f"v_level_{lv}" in p:
-            term = p[f"v_level_{lv}"][..., g.of_unit[units]]
-            lvl_u = term if lvl_u is None else lvl_u + term
-        if f"v_slope_{lv}" in p:
-            term = p[f"v_slope_{lv}"][..., g.of_unit[units]]
-            slp_u = term if slp_u is None else slp_u + term
     lvl = _col(p["level_change"], xp)
     slp = _col(p["slope_change"], xp)
-    if lvl_u is not None:
-        lvl = lvl + lvl_u[..., u]
-    if slp_u is not None:
-        slp = slp + slp_u[..., u]
+    if eff["level"] is not None:
+        lvl = lvl + eff["level"][..., u]
+    if eff["slope"] is not None:
+        slp = slp + eff["slope"][..., u]
     for j, k in enumerate(_role_index(d, "moderator")):
         lvl = lvl + _col(p["ind_level"][..., j], xp) * z[k]
         slp = slp + _col(p["ind_slope"][..., j], xp) * z[k]
-    return eta + D * lvl + e * slp
+    return eta + rows.D * lvl + rows.e * slp
+
+
+def unit_effects(p: Mapping[str, Any], d: Design, *,
+                 change_levels: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Random effects summed over the grouping levels, one value per unit.
+
+    Returns
+    -------
+    dict
+        ``base`` (baseline), ``trend`` (unit-specific trend slope), ``level`` and ``slope``
+        (change effects; only the levels in ``change_levels`` when given): arrays whose last
+        axis has length ``d.n_units``, or ``None`` where the model has no such effect.
+    """
+    units = np.arange(d.n_units)
+    out: dict[str, Any] = {"base": None, "trend": None, "level": None, "slope": None}
+
+    def add(key: str, term: Any) -> None:
+        out[key] = term if out[key] is None else out[key] + term
+
+    for lv, g in d.base_groups.items():
+        if f"u_{lv}" in p:
+            add("base", p[f"u_{lv}"][..., g.of_unit[units]] if lv != "unit" else p[f"u_{lv}"])
+        if f"w_trend_{lv}" in p:
+            add("trend", p[f"w_trend_{lv}"][..., g.of_unit[units]])
+    if d.participating.any():
+        for lv, g in d.change_groups.items():
+            if change_levels is not None and lv not in change_levels:
+                continue
+            if f"v_level_{lv}" in p:
+                add("level", p[f"v_level_{lv}"][..., g.of_unit[units]])
+            if f"v_slope_{lv}" in p:
+                add("slope", p[f"v_slope_{lv}"][..., g.of_unit[units]])
+    return out
 
 
 def _dot(X: np.ndarray, beta: Any, xp: Any) -> Any:

@@ -37,10 +37,13 @@ class ModelSpec:
         Levels at which the level and slope changes get correlated effects (LKJ prior).
     centered : dict
         ``{level: True | False | "auto"}`` per level, ``"default"`` for unlisted levels
-        (default ``"auto"``: unit-level effects are centred when the data of at least 90 % of
-        the units pin them down far more tightly than their prior scale; effects at other
-        levels are non-centred).
-        Zero-sum collaborative effects are always non-centred.
+        (default ``"auto"``, chosen per level and term from the data: unit-level effects are
+        centred when the data of at least 90 % of the units pin them down to within a
+        quarter of the prior scale of their sd; effects at a grouping level (site,
+        collaborative) are centred when there are at least 8 groups and the information
+        accumulated from the units and levels below pins 90 % of the groups down to within
+        0.45 of that scale; everything else is non-centred). Zero-sum collaborative effects
+        are centred as a zero-sum normal with the level's sd.
     ramp : int
         Learning period: the level change phases in linearly over this many periods.
     ar1 : bool
