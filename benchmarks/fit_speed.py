@@ -312,7 +312,8 @@ def worker_qicstats(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
         arrays[r["parameter"]] = da.values
     stats = _scalar_stats(arrays)
     rec = {
-        "tool": "qicstats", "backend": sc.backend, "target_accept": sc.target_accept,
+        "tool": "qicstats", "backend": sc.backend,
+        "target_accept": json.loads(idata.attrs["qicstats_sampler"])["target_accept"],
         "cores": min(sc.chains, sc.cores or available_cores()),
         "n_obs": int(qm.design.rows.n),
         "n_free_parameters": int(sum(v.size for v in qm.model.initial_point().values())),

@@ -168,3 +168,25 @@ def test_sampler_uses_every_available_core(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(QicstatsError):
         SamplerConfig(cores=0)
     assert replace(SamplerConfig(), cores=3).cores == 3
+
+
+def test_model_suggests_target_accept_from_its_geometry(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 2 collaboratives with non-centred effects: a weakly identified sd -> small steps
+    few = build(tiny_panel("binomial"), ModelSpec())
+    assert few.target_accept == 0.9
+    many = build(tiny_panel("binomial", n_collaboratives=10, units_per_collab=16, T=24),
+                 ModelSpec())
+    assert many.target_accept == 0.8
+    # the sampler takes the model's suggestion unless the config sets one, and records it
+    seen = {}
+
+    def fake_sample(**kw):
+        seen.update(kw)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(pm, "sample", fake_sample)
+    for qm, cfg, want in ((few, SamplerConfig(), 0.9), (many, SamplerConfig(), 0.8),
+                          (many, SamplerConfig(target_accept=0.95), 0.95)):
+        with pytest.raises(RuntimeError):
+            fit(qm, replace(cfg, progress=False))
+        assert seen["target_accept"] == want

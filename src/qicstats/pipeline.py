@@ -191,7 +191,8 @@ def _options(cfg: AnalysisConfig) -> tuple[EstimandOptions, Thresholds, SamplerC
     th = Thresholds(rhat_warn=dg.rhat_warn, rhat_fail=dg.rhat_fail, ess_warn=dg.ess_warn,
                     ess_fail=dg.ess_fail, divergences_fail_share=dg.divergences_fail_share)
     sc = SamplerConfig(backend=s.backend, chains=s.chains, draws=s.draws, tune=s.tune,
-                       target_accept=s.target_accept, seed=s.seed, progress=s.progress)
+                       target_accept=None if s.target_accept == "auto" else s.target_accept,
+                       seed=s.seed, progress=s.progress)
     return opts, th, sc
 
 

@@ -512,10 +512,10 @@ class SamplerSection(_Section):
     draws: StrictInt = Field(default=1000, ge=1, description="Kept draws per chain.")
     tune: StrictInt = Field(default=1000, ge=0, description="Warm-up (tuning) draws per chain, "
                       "discarded.")
-    target_accept: Probability = Field(
-        default=0.9,
-        description="Target acceptance rate of NUTS in (0, 1); raise it (e.g. 0.95) when "
-        "there are divergences.")
+    target_accept: Probability | Literal["auto"] = Field(
+        default="auto",
+        description="Target acceptance rate of NUTS in (0, 1), or auto (0.8, or 0.9 when few "
+        "groups carry non-centred effects); raise it (e.g. 0.95) when there are divergences.")
     seed: StrictInt = Field(default=20261122, ge=0, lt=2**32,
                       description="Random seed (0 .. 2^32-1): the same config, data and seed "
                       "give the same draws.")

@@ -6,7 +6,7 @@ import importlib.util
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
@@ -31,7 +31,10 @@ class SamplerConfig:
         nutpie (Rust NUTS on a Numba-compiled density; the default: fastest to a converged
         fit on the benchmark), PyMC's own NUTS, or numpyro (JAX; needs the ``jax`` extra).
     chains, draws, tune : int
-    target_accept : float
+    target_accept : float, optional
+        NUTS target acceptance rate; ``None`` (the default): the model's own suggestion,
+        ``QICModel.target_accept`` (0.8, or 0.9 when few groups carry non-centred effects).
+        Raise it (0.95, 0.99) when a fit reports divergences.
     seed : int
         One seed determines every chain (same config + seed on the same machine -> same draws).
     progress : bool
@@ -46,7 +49,7 @@ class SamplerConfig:
     chains: int = 4
     draws: int = 1000
     tune: int = 1000
-    target_accept: float = 0.9
+    target_accept: float | None = None
     seed: int = 20261122
     progress: bool = True
     cores: int | None = None
@@ -58,7 +61,7 @@ class SamplerConfig:
             raise QicstatsError("chains and draws must be >= 1 and tune >= 0")
         if self.cores is not None and self.cores < 1:
             raise QicstatsError("cores must be >= 1")
-        if not 0.5 <= self.target_accept < 1:
+        if self.target_accept is not None and not 0.5 <= self.target_accept < 1:
             raise QicstatsError("target_accept must be in [0.5, 1)")
 
 
@@ -111,6 +114,8 @@ def fit(qmodel: QICModel, sampler: SamplerConfig | None = None, *,
         package versions, the data hash, the model spec, the seed and timings.
     """
     s = sampler or SamplerConfig()
+    if s.target_accept is None:
+        s = replace(s, target_accept=float(qmodel.target_accept))
     _check_backend(s.backend)
     kw: dict[str, Any] = dict(draws=s.draws, tune=s.tune, chains=s.chains, random_seed=s.seed,
                               progressbar=s.progress, target_accept=s.target_accept,
