@@ -544,18 +544,18 @@ class Reference:
                 # level_change is then the average change itself
                 zs = (spec.zero_sum and lv == "collaborative"
                       and self.change_of[lv].max() + 1 > 1)
-                if lv in lv_levels:
-                    v_l = random_effect(f"v_level_{lv}", f"sd_level_{lv}", lv, zs,
-                                        loc=enclosing_sum(self.change_of, lv, level_effects,
-                                                            level_change))
-                    level_effects[lv] = v_l
-                    lvl += v_l[g0]
-                if lv in sl_levels:
-                    v_s = random_effect(f"v_slope_{lv}", f"sd_slope_{lv}", lv, zs,
-                                        loc=enclosing_sum(self.change_of, lv, slope_effects,
-                                                            slope_change))
-                    slope_effects[lv] = v_s
-                    slp += v_s[g0]
+                for term, chosen, effects, mean in (
+                        ("level", lv_levels, level_effects, level_change),
+                        ("slope", sl_levels, slope_effects, slope_change)):
+                    if lv not in chosen:
+                        continue
+                    eff = random_effect(f"v_{term}_{lv}", f"sd_{term}_{lv}", lv, zs,
+                                        loc=enclosing_sum(self.change_of, lv, effects, mean))
+                    effects[lv] = eff
+                    if term == "level":
+                        lvl += eff[g0]
+                    else:
+                        slp += eff[g0]
 
         # ---- AR(1) ----
         if spec.ar1:

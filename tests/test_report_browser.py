@@ -10,14 +10,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import xarray as xr
 
-POSTERIORS = Path(__file__).parent / "data" / "posteriors"
+from _stored_posterior import load_tiny_binomial  # noqa: E402
+
 
 
 def _chromium() -> str | None:
@@ -42,16 +41,10 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 @pytest.fixture(scope="module")
 def report_file(tmp_path_factory):
-    sys.path.insert(0, str(POSTERIORS))
-    try:
-        from make_posteriors import tiny_binomial_model
-    finally:
-        sys.path.remove(str(POSTERIORS))
     from qicstats.report import render_run_report
     from qicstats.results import FitResult
 
-    data, im, qm = tiny_binomial_model()
-    idata = xr.open_datatree(POSTERIORS / "tiny_binomial.nc", engine="h5netcdf").load()
+    data, im, qm, idata = load_tiny_binomial()
     fr = FitResult(qm, idata, name="tiny")
     html = render_run_report(fr, data=data, indicators=im, provenance={"date": "2026-11-20"},
                              title="Browser check <script>alert(1)</script>")

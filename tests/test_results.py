@@ -7,31 +7,23 @@ No sampling: the fit is ``tests/data/posteriors/tiny_binomial.nc`` (11 units, 12
 from __future__ import annotations
 
 import dataclasses
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
 
 from qicstats.errors import ConvergenceError
 from qicstats.results import FitResult
 from qicstats.results.diagnostics import Diagnostics, Thresholds, compute_diagnostics
 
-POSTERIORS = Path(__file__).parent / "data" / "posteriors"
+from _stored_posterior import load_tiny_binomial  # noqa: E402
+
 LABELS = [f"2024-{m:02d}" for m in range(1, 13)]
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    sys.path.insert(0, str(POSTERIORS))
-    try:
-        from make_posteriors import tiny_binomial_model
-    finally:
-        sys.path.remove(str(POSTERIORS))
-    data, im, qm = tiny_binomial_model()
-    idata = xr.open_datatree(POSTERIORS / "tiny_binomial.nc", engine="h5netcdf").load()
+    data, _, qm, idata = load_tiny_binomial()
     return data, qm, idata
 
 

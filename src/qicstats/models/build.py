@@ -238,20 +238,15 @@ def build(data: PanelData, spec: ModelSpec | None = None,
                 # zero-sum collaborative effects: with few collaboratives the average change
                 # is then level_change itself, not confounded with the group effects
                 zs = spec.zero_sum and lv == "collaborative" and g.n > 1
-                if lv in lv_levels:
-                    pr = prior(f"sd_level_{lv}")
-                    p[f"v_level_{lv}"] = _random_effect(
-                        f"v_level_{lv}", pr, dim, g.n, zero_sum=zs,
-                        centered=is_centered(lv, "level", pr),
-                        loc=_parent_sum(p, "v_level", lv, d.change_groups, d.participating,
-                                         p["level_change"]))
-                if lv in sl_levels:
-                    pr = prior(f"sd_slope_{lv}")
-                    p[f"v_slope_{lv}"] = _random_effect(
-                        f"v_slope_{lv}", pr, dim, g.n, zero_sum=zs,
-                        centered=is_centered(lv, "slope", pr),
-                        loc=_parent_sum(p, "v_slope", lv, d.change_groups, d.participating,
-                                         p["slope_change"]))
+                for term, chosen in (("level", lv_levels), ("slope", sl_levels)):
+                    if lv not in chosen:
+                        continue
+                    pr = prior(f"sd_{term}_{lv}")
+                    p[f"v_{term}_{lv}"] = _random_effect(
+                        f"v_{term}_{lv}", pr, dim, g.n, zero_sum=zs,
+                        centered=is_centered(lv, term, pr),
+                        loc=_parent_sum(p, f"v_{term}", lv, d.change_groups, d.participating,
+                                        p[f"{term}_change"]))
 
         # ---- AR(1) latent residuals -----------------------------------------------------
         if spec.ar1:
