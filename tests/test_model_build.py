@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pymc as pm
+import pytensor
 import pytest
 import xarray as xr
 from scipy import stats
@@ -61,9 +62,9 @@ def test_default_spec_variables_and_dims() -> None:
     qm = build(data, ModelSpec(centered=NO_CENTRE))
     dims = free_dims(qm)
     assert set(dims) == {
-        "intercept", "trend_slope",
+        "intercept", "intervention_xi",
         "sd_u_collaborative", "u_collaborative_z", "sd_u_site", "u_site_z", "sd_u_unit",
-        "u_unit_z", "level_change", "slope_change",
+        "u_unit_z",
         "sd_level_collaborative", "v_level_collaborative_z",
         "sd_slope_collaborative", "v_slope_collaborative_z",
         "sd_level_site", "v_level_site_z", "sd_slope_site", "v_slope_site_z",
@@ -82,7 +83,13 @@ def test_default_spec_variables_and_dims() -> None:
     zs = qm.model["u_collaborative_z"]
     assert type(qm.model.rvs_to_transforms[zs]).__name__ == "ZeroSumTransform"
     assert qm.model.observed_RVs[0].name == "y"
-    assert qm.param_names[:3] == ["intercept", "trend_slope", "secular"]
+    assert qm.param_names[:4] == ["intercept", "trend_slope", "level_change", "slope_change"]
+    assert "secular" in qm.param_names
+    # the intervention block is sampled decorrelated; its named parameters are deterministics
+    assert dims["intervention_xi"] == ("intervention_param",)
+    assert list(c["intervention_param"]) == ["trend_slope", "level_change", "slope_change"]
+    assert {"trend_slope", "level_change", "slope_change"} <= {
+        v.name for v in qm.model.deterministics}
 
 
 def test_initial_point_logp_is_finite() -> None:
@@ -97,22 +104,21 @@ def test_initial_point_logp_is_finite() -> None:
 @pytest.mark.parametrize("spec, expected", [
     (ModelSpec(trend="none", random={"baseline": ("unit",), "level": (), "slope": ()},
                centered=NO_CENTRE),
-     {"intercept", "sd_u_unit", "u_unit_z", "level_change", "slope_change"}),
+     {"intercept", "sd_u_unit", "u_unit_z", "intervention_xi"}),
     (ModelSpec(trend="rw", random={"baseline": (), "level": (), "slope": ()}),
-     {"intercept", "trend_slope", "trend_sd", "trend_rw_z", "level_change", "slope_change"}),
+     {"intercept", "trend_sd", "trend_rw_z", "intervention_xi"}),
     (ModelSpec(trend="period", seasonality=True, random={"baseline": (), "level": (),
                                                          "slope": ()}),
-     {"intercept", "period_sd", "period_z", "season_sd", "season_z", "level_change",
-      "slope_change"}),
+     {"intercept", "period_sd", "period_z", "season_sd", "season_z", "intervention_xi"}),
     (ModelSpec(trend="spline", spline_knots=2, ar1=True,
                random={"baseline": (), "level": (), "slope": ()}),
-     {"intercept", "trend_slope", "trend_sd", "trend_spline_z", "ar_rho", "ar_sd", "ar_z",
-      "level_change", "slope_change"}),
+     {"intercept", "trend_sd", "trend_spline_z", "ar_rho", "ar_sd", "ar_z",
+      "intervention_xi"}),
     (ModelSpec(trend="linear", correlated=("unit",), centered=NO_CENTRE,
                random={"baseline": (), "level": ("unit",), "slope": ("unit",),
                        "trend": ("site",)}),
-     {"intercept", "trend_slope", "sd_trend_site", "w_trend_site_z", "level_change",
-      "slope_change", "chol_unit", "v_change_unit_z"}),
+     {"intercept", "trend_slope", "sd_trend_site", "w_trend_site_z", "intervention_xi",
+      "chol_unit", "v_change_unit_z"}),
 ])
 def test_free_variables_per_spec(spec: ModelSpec, expected: set[str]) -> None:
     data = tiny_panel("binomial", T=12)
@@ -135,14 +141,17 @@ def test_family_parameters_and_indicator_variables() -> None:
                        ("gaussian", {"sigma"}), ("poisson", set()), ("binomial", set())]:
         qm = build(tiny_panel(fam), ModelSpec(trend="none", random={"baseline": (),
                                                                     "level": (), "slope": ()}))
-        assert set(free_dims(qm)) == {"intercept", "level_change", "slope_change"} | extra, fam
+        assert set(free_dims(qm)) == {"intercept", "intervention_xi"} | extra, fam
     data = tiny_panel("binomial")
     im = tiny_indicators(data, missing_units=1, uncertain_units=1, continuous=True)
     qm = build(data, ModelSpec(trend="none", random={"baseline": (), "level": (), "slope": ()}),
                im)
     dims = free_dims(qm)
     assert dims["ind_main"] == ("indicator_main",)
-    assert dims["ind_level"] == ("indicator_moderator",)
+    assert qm.model.named_vars_to_dims["ind_level"] == ("indicator_moderator",)
+    assert list(qm.model.coords["intervention_param"]) == [
+        "level_change", "slope_change", "ind_level_coordinator", "ind_level_support",
+        "ind_slope_coordinator", "ind_slope_support"]
     assert list(qm.model.coords["indicator_main"]) == ["coordinator", "density"]
     assert list(qm.model.coords["indicator_moderator"]) == ["coordinator", "support"]
     assert {"mo_support", "pi_support", "latent_density", "latent_density_mu",
@@ -238,7 +247,8 @@ def test_prior_overrides_change_the_distribution() -> None:
                 "sd_level_site": {"dist": "InverseGamma", "alpha": 2.0, "beta": 0.5,
                                   "on": "variance"},
                 "intercept": {"dist": "StudentT", "nu": 3.0, "mu": -1.0, "sigma": 2.0},
-                "level_change": {"dist": "Normal", "mu": 0.2, "sigma": 0.1}})
+                "level_change": {"dist": "Normal", "mu": 0.2, "sigma": 0.1}},
+        decorrelate=False)   # level_change a free variable (the decorrelated block: below)
     qm = build(data, spec)
     m = qm.model
     assert logp_at(m["sd_u_unit"], 1.3) == pytest.approx(stats.halfcauchy.logpdf(1.3, scale=5))
@@ -263,13 +273,97 @@ def test_prior_overrides_change_the_distribution() -> None:
 def test_indicator_specific_prior_splits_the_coefficients() -> None:
     data = tiny_panel("binomial")
     im = tiny_indicators(data, missing_units=0)
-    qm = build(data, ModelSpec(priors={"ind_level_support": {"dist": "Normal", "mu": 0.0,
-                                                             "sigma": 0.25}}), im)
+    priors = {"ind_level_support": {"dist": "Normal", "mu": 0.0, "sigma": 0.25}}
+    qm = build(data, ModelSpec(priors=priors, decorrelate=False), im)
     free = {rv.name for rv in qm.model.free_RVs}
     assert {"ind_level_coordinator", "ind_level_support", "ind_slope"} <= free
     assert "ind_level" in {v.name for v in qm.model.deterministics}
     assert logp_at(qm.model["ind_level_support"], 0.1) == pytest.approx(
         stats.norm.logpdf(0.1, 0, 0.25))
+    # decorrelated (the default): the same prior, as the block's implied covariance
+    blk = build(data, ModelSpec(priors=priors), im).intervention
+    j = blk.names.index("ind_level_support")
+    assert block_prior_cov(build(data, ModelSpec(priors=priors), im))[j, j] == pytest.approx(
+        0.25**2)
+
+
+def block_prior_cov(qm) -> np.ndarray:
+    """The prior covariance of the block's named parameters implied by ``intervention_xi``'s
+    prior, after checking that prior's log density is ``MvNormal(0, B^-1 S B^-T)``'s (SciPy):
+    then ``B cov(xi) B'``."""
+    from scipy.stats import multivariate_normal
+
+    blk = qm.intervention
+    sd = np.array([qm.priors[n].params["sigma"] for n in blk.names])
+    Binv = np.linalg.inv(blk.B)
+    cov_xi = Binv @ np.diag(sd**2) @ Binv.T
+    xi = qm.model["intervention_xi"]
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        x = rng.normal(0, 1, len(blk.names)) * np.sqrt(np.diag(cov_xi))
+        assert float(pm.logp(xi, x).eval(mode="FAST_COMPILE")) == pytest.approx(
+            multivariate_normal(np.zeros(len(x)), cov_xi).logpdf(x), rel=1e-9)
+    return blk.B @ cov_xi @ blk.B.T
+
+
+def test_decorrelated_block_is_the_same_model() -> None:
+    """``theta = mu + B xi`` with ``xi ~ MvNormal(0, B^-1 S B^-T)`` is the independent normal
+    prior ``theta ~ N(mu, S)``; ``B`` is the Cholesky factor of ``(X' W X + S^-1)^-1``
+    computed here from the panel by hand; the deterministics are ``mu + B xi``."""
+
+    data = tiny_panel("binomial", T=12)
+    im = tiny_indicators(data, missing_units=0)
+    spec = ModelSpec(priors={"level_change": {"dist": "Normal", "mu": 0.2, "sigma": 0.7}})
+    qm = build(data, spec, im)
+    blk = qm.intervention
+    assert blk.names == ("trend_slope", "level_change", "slope_change",
+                         "ind_level_coordinator", "ind_level_support",
+                         "ind_slope_coordinator", "ind_slope_support")
+    sd = np.array([qm.priors[n].params["sigma"] for n in blk.names])
+    np.testing.assert_allclose(blk.mu, [0, 0.2, 0, 0, 0, 0, 0])
+    np.testing.assert_allclose(block_prior_cov(qm), np.diag(sd**2), rtol=1e-10, atol=1e-14)
+    # prior draws (prior predictive checks use them): theta's sds are the priors' (20,000
+    # draws: the sd estimate's relative Monte Carlo error is 0.5 %, tolerance 5 of those)
+    draws = pm.draw(qm.model["intervention_xi"], 20_000, random_seed=1)
+    theta = blk.mu + draws @ blk.B.T
+    np.testing.assert_allclose(theta.std(axis=0), sd, rtol=0.025)
+    assert np.all(np.abs(theta.mean(axis=0) - blk.mu) < 5 * sd / np.sqrt(20_000))
+    # B from the design, by hand: rows' step D, time since joining e, the moderators z
+    d = qm.design
+    r = d.rows
+    y, n = d.y["numerator"], d.y["denominator"]
+    pbar = (y.sum() + 0.5) / (n.sum() + 1.0)
+    w = n * pbar * (1 - pbar)
+    z = []
+    for k in range(len(d.indicators)):
+        ind = d.indicators[k]
+        zk = np.nan_to_num(r.Z[:, k])
+        z.append(zk / (ind.n_levels - 1) if ind.type == "ordinal" else zk)
+    X = np.column_stack([d.tau[r.t], r.D, r.e] + [r.D * zk for zk in z] + [r.e * zk for zk in z])
+    H = X.T @ (w[:, None] * X) + np.diag(1 / sd**2)
+    np.testing.assert_allclose(blk.B, np.linalg.cholesky(np.linalg.inv(H)), rtol=1e-10)
+    assert np.allclose(blk.B, np.tril(blk.B)) and (np.diag(blk.B) > 0).all()
+    # the deterministics at a point
+    xi = np.linspace(-1, 1, len(blk.names))
+    f = pytensor.function([qm.model["intervention_xi"]],
+                          [qm.model[k] for k in ("trend_slope", "level_change", "ind_slope")],
+                          mode="FAST_COMPILE")
+    theta = blk.mu + blk.B @ xi
+    got = f(xi)
+    assert got[0] == pytest.approx(theta[0]) and got[1] == pytest.approx(theta[1])
+    np.testing.assert_allclose(got[2], theta[5:])
+
+
+def test_block_falls_back_to_plain_priors_when_not_normal() -> None:
+    data = tiny_panel("binomial")
+    qm = build(data, ModelSpec(priors={"slope_change": {"dist": "StudentT", "nu": 4.0,
+                                                         "mu": 0.0, "sigma": 0.1}}))
+    free = {rv.name for rv in qm.model.free_RVs}
+    assert qm.intervention is None and "intervention_xi" not in free
+    assert {"level_change", "slope_change", "trend_slope"} <= free
+    # hierarchically centred level effects take level_change as their location: plain too
+    qm = build(data, ModelSpec(centered={"site": True}))
+    assert qm.intervention is None
 
 
 # =========================================================================================

@@ -101,6 +101,37 @@ def constrain(model: Any, point: dict[str, np.ndarray], bounds: dict[str, tuple[
     return out, logj
 
 
+def expand_block(qm: Any, vals: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], float]:
+    """Replace a decorrelated ``intervention_xi`` by the named parameters it stands for,
+    ``theta = mu + B xi`` (the parameterisation is taken from the model, like the transforms
+    above; ``test_model_build`` checks ``B`` independently), and return ``log |det B|``: the
+    density of ``xi`` is that of ``theta`` times ``|det B|``."""
+    blk = qm.intervention
+    if blk is None:
+        return vals, 0.0
+    vals = dict(vals)
+    theta = blk.mu + blk.B @ vals.pop("intervention_xi")
+    for name, t in zip(blk.names, theta):
+        vals[name] = np.asarray(t)
+    for kind in ("ind_level", "ind_slope"):
+        if kind in qm.model.named_vars:
+            labels = list(qm.model.coords["indicator_moderator"])
+            vals[kind] = np.array([vals[f"{kind}_{n}"] for n in labels])
+    return vals, float(np.sum(np.log(np.diag(blk.B))))
+
+
+def used_free(qm: Any, used: set[str]) -> set[str]:
+    """The reference's used names in terms of the model's free variables."""
+    blk = qm.intervention
+    if blk is None:
+        return used
+    derived = set(blk.names) | {"ind_level", "ind_slope"}
+    out = used - derived
+    if used & derived:
+        out.add("intervention_xi")
+    return out
+
+
 # =========================================================================================
 # priors as SciPy log densities
 # =========================================================================================
@@ -799,8 +830,9 @@ def test_logp_matches_reference(case: Compiled) -> None:
     for point in _points(case, N_POINTS, seed=123):
         lp_jac, lp_nojac, grad = case.fn(point)
         vals, logj = constrain(m, point, case.bounds)
-        ref = case.ref.logp(vals)
-        assert case.ref.used == {rv.name for rv in m.free_RVs}
+        vals, logdet = expand_block(case.qm, vals)
+        ref = case.ref.logp(vals) + logdet
+        assert used_free(case.qm, case.ref.used) == {rv.name for rv in m.free_RVs}
         np.testing.assert_allclose(lp_nojac, ref, rtol=RTOL)
         np.testing.assert_allclose(lp_jac, ref + logj, rtol=RTOL)
         assert np.all(np.isfinite(grad))
@@ -822,7 +854,8 @@ def test_gradient_matches_reference_finite_difference(case: Compiled) -> None:
     def f(sign: float) -> float:
         p = {k: v + sign * h * direction[k] for k, v in point.items()}
         vals, logj = constrain(m, p, case.bounds)
-        return case.ref.logp(vals) + logj
+        vals, logdet = expand_block(case.qm, vals)
+        return case.ref.logp(vals) + logdet + logj
 
     fd = (f(1.0) - f(-1.0)) / (2 * h)
     np.testing.assert_allclose(float(grad @ dvec), fd, rtol=1e-4, atol=1e-6)

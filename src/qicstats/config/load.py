@@ -554,6 +554,7 @@ def model_spec(cfg: AnalysisConfig) -> Any:
         indicators=(tuple(cfg.indicators.use) if cfg.indicators is not None
                     and cfg.indicators.use is not None else None),
         zero_sum=m.zero_sum,
+        decorrelate=m.decorrelate,
         priors={k: dict(v) for k, v in m.priors.items()},
     )
 

@@ -357,6 +357,11 @@ class ModelSection(_Section):
         default=True,
         description="Constrain the collaborative baseline effects to sum to zero (separates the "
         "intercept from few collaborative effects; better mixing).")
+    decorrelate: StrictBool = Field(
+        default=True,
+        description="Sample the level change, slope change, indicator-moderator "
+        "coefficients and secular slope in design-decorrelated coordinates (same model, faster "
+        "mixing; applies when their priors are normal; see docs/model.md).")
     priors: dict[NonEmptyStr, dict[str, Any]] = Field(
         default_factory=dict,
         description="Prior overrides by name, e.g. {level_change: {dist: Normal, mu: 0, sigma: "

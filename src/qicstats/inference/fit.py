@@ -16,6 +16,7 @@ import xarray as xr
 
 from qicstats.errors import MissingDependencyError, QicstatsError
 from qicstats.models.build import QICModel
+from qicstats.models.likelihood import register_backend
 
 BACKENDS: tuple[str, ...] = ("nutpie", "pymc", "numpyro")
 Backend = Literal["nutpie", "pymc", "numpyro"]
@@ -117,6 +118,8 @@ def fit(qmodel: QICModel, sampler: SamplerConfig | None = None, *,
     if s.target_accept is None:
         s = replace(s, target_accept=float(qmodel.target_accept))
     _check_backend(s.backend)
+    if s.backend == "numpyro":
+        register_backend("jax")
     kw: dict[str, Any] = dict(draws=s.draws, tune=s.tune, chains=s.chains, random_seed=s.seed,
                               progressbar=s.progress, target_accept=s.target_accept,
                               nuts_sampler=s.backend, compute_convergence_checks=False,

@@ -17,9 +17,33 @@ from qicstats.errors import ModelSpecError
 from qicstats.indicators.matrix import IndicatorMatrix
 from qicstats.models.design import Design, Rows, build_design
 from qicstats.models.grid import grid_linear_predictor
+from qicstats.models.likelihood import binomial_logit, register_backend
 from qicstats.models.linpred import linear_predictor, role_indices
 from qicstats.models.priors import PRIOR_NAMES, Prior, default_priors, resolve_prior
 from qicstats.models.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class InterventionBlock:
+    """The decorrelated parameterisation of the intervention block (see
+    :func:`_intervention_block`): ``theta = mu + B @ intervention_xi``.
+
+    Attributes
+    ----------
+    names : tuple of str
+        The prior names of ``theta``'s elements, in order (``trend_slope``,
+        ``level_change``, ``slope_change``, ``ind_level_<indicator>``...,
+        ``ind_slope_<indicator>``...).
+    mu : ndarray
+        Their prior means.
+    B : ndarray
+        Lower-triangular, the Cholesky factor of the block's approximate posterior
+        covariance.
+    """
+
+    names: tuple[str, ...]
+    mu: np.ndarray
+    B: np.ndarray
 
 
 @dataclass
@@ -42,6 +66,9 @@ class QICModel:
         config leaves it open): 0.9 when some level has non-centred effects on fewer than
         ``FEW_GROUPS`` groups (a weakly identified sd: small steps avoid divergences), else
         0.8 (longer trajectories per gradient; at M this doubles the ESS per second).
+    intervention : InterventionBlock or None
+        The decorrelated parameterisation of the intervention block, when it applies
+        (``spec.decorrelate``).
     """
 
     spec: ModelSpec
@@ -51,6 +78,7 @@ class QICModel:
     priors: dict[str, Prior] = field(default_factory=dict)
     data_hash: str = ""
     target_accept: float = 0.8
+    intervention: InterventionBlock | None = None
 
     @property
     def family(self) -> str:
@@ -63,8 +91,14 @@ class QICModel:
         return self.data_hash
 
     def free_parameter_names(self) -> list[str]:
-        """Names of the free random variables (what diagnostics are computed over)."""
-        return [v.name for v in self.model.free_RVs]
+        """Names of the free random variables (what diagnostics are computed over), plus the
+        named parameters a decorrelated block (``intervention_xi``) stands for."""
+        names = [v.name for v in self.model.free_RVs]
+        if "intervention_xi" in names:
+            names += [n for n in ("trend_slope", "level_change", "slope_change", "ind_level",
+                                  "ind_slope")
+                      if n in self.model.named_vars]
+        return names
 
     def initial_point_logp(self) -> tuple[float, np.ndarray]:
         """Log density and its gradient at the initial point (a cheap build check)."""
@@ -158,8 +192,28 @@ def build(data: PanelData, spec: ModelSpec | None = None,
         T = d.T
         tau = pt.as_tensor_variable(d.tau)
         f = pt.zeros(T)
-        if spec.trend in ("linear", "rw", "spline"):
-            p["trend_slope"] = prior("trend_slope").create("trend_slope")
+        has_slope = spec.trend in ("linear", "rw", "spline")
+        block = None
+        if d.participating.any():
+            # the intervention block (with the secular slope, which trades off against the
+            # slope change, unless unit-specific trends are centred around it)
+            lv_levels = spec.levels_for("level", d.levels)
+            sl_levels = spec.levels_for("slope", d.levels)
+            change_centred = {
+                (lv, term): is_centered(lv, term, prior(f"sd_{term}_{lv}"))
+                for lv in d.change_groups if lv not in spec.correlated
+                for term, chosen in (("level", lv_levels), ("slope", sl_levels))
+                if lv in chosen}
+            nested = any(c and not (spec.zero_sum and lv == "collaborative"
+                                    and d.change_groups[lv].n > 1)
+                         for (lv, _), c in change_centred.items())
+            mods = [d.indicators[k].name for k in roles["moderator"]]
+            block = _intervention_block(d, p, prior, mods, roles["moderator"],
+                                with_trend=has_slope and not spec.levels_for("trend", d.levels),
+                                decorrelate=spec.decorrelate and not nested)
+        if has_slope:
+            if "trend_slope" not in p:
+                p["trend_slope"] = prior("trend_slope").create("trend_slope")
             f = f + p["trend_slope"] * tau
         if spec.trend == "rw" and T > 1:
             sd = prior("trend_sd").create("trend_sd")
@@ -216,18 +270,10 @@ def build(data: PanelData, spec: ModelSpec | None = None,
         if roles["main"]:
             p["ind_main"] = _indicator_coefs("ind_main", [d.indicators[k].name for k in roles["main"]],
                                              prior, "indicator_main")
-        if roles["moderator"] and d.participating.any():
-            names = [d.indicators[k].name for k in roles["moderator"]]
-            p["ind_level"] = _indicator_coefs("ind_level", names, prior, "indicator_moderator")
-            p["ind_slope"] = _indicator_coefs("ind_slope", names, prior, "indicator_moderator")
         _latent_codes(d, p)
 
-        # ---- intervention: level and slope change -------------------------------------
+        # ---- intervention: level- and slope-change effects -----------------------------
         if d.participating.any():
-            p["level_change"] = prior("level_change").create("level_change")
-            p["slope_change"] = prior("slope_change").create("slope_change")
-            lv_levels = spec.levels_for("level", d.levels)
-            sl_levels = spec.levels_for("slope", d.levels)
             for lv in d.change_groups:
                 g = d.change_groups[lv]
                 dim = f"{lv}_joined"
@@ -244,7 +290,7 @@ def build(data: PanelData, spec: ModelSpec | None = None,
                     pr = prior(f"sd_{term}_{lv}")
                     p[f"v_{term}_{lv}"] = _random_effect(
                         f"v_{term}_{lv}", pr, dim, g.n, zero_sum=zs,
-                        centered=is_centered(lv, term, pr),
+                        centered=change_centred[(lv, term)],
                         loc=_parent_sum(p, f"v_{term}", lv, d.change_groups, d.participating,
                                         p[f"{term}_change"]))
 
@@ -267,7 +313,8 @@ def build(data: PanelData, spec: ModelSpec | None = None,
         h.update(canon.encode())
     return QICModel(spec=spec, design=d, model=model, param_names=names, priors=used,
                     data_hash=h.hexdigest(),
-                    target_accept=0.9 if few_group_noncentred or spec.correlated else 0.8)
+                    target_accept=0.9 if few_group_noncentred or spec.correlated else 0.8,
+                    intervention=block)
 
 
 # ------------------------------------------------------------------------------------------
@@ -295,6 +342,16 @@ def _unit_information(d: Design, term: str) -> np.ndarray:
     """Fisher information of each unit's data about a unit-specific ``term`` coefficient (a
     normal approximation at the pooled mean: binomial n p (1 - p), Poisson counts, Gaussian
     1 / sd^2), summed over the unit's rows. Zero for units without rows."""
+    w = _row_weights(d)
+    x = {"baseline": np.ones(d.rows.n), "level": d.rows.D, "slope": d.rows.e,
+         "trend": d.tau[d.rows.t]}[term]
+    return np.bincount(d.rows.unit, weights=w * x**2, minlength=d.n_units)
+
+
+def _row_weights(d: Design) -> np.ndarray:
+    """Per observed row, the Fisher information about the linear predictor (a normal
+    approximation at the pooled mean: binomial n p (1 - p), Poisson counts, Gaussian
+    1 / sd^2)."""
     fam = d.family
     if fam in ("binomial", "betabinomial"):
         num, den = d.y["numerator"], d.y["denominator"]
@@ -306,9 +363,95 @@ def _unit_information(d: Design, term: str) -> np.ndarray:
         w = d.y["count"].astype(float) + 0.5
     else:
         w = np.full(d.rows.n, 1.0 / max(d.y_sd, 1e-9) ** 2)
-    x = {"baseline": np.ones(d.rows.n), "level": d.rows.D, "slope": d.rows.e,
-         "trend": d.tau[d.rows.t]}[term]
-    return np.bincount(d.rows.unit, weights=w * x**2, minlength=d.n_units)
+    return w
+
+
+def _intervention_block(d: Design, p: dict[str, Any], prior: Any, mods: list[str],
+                        mod_k: list[int], *, with_trend: bool, decorrelate: bool
+                        ) -> InterventionBlock | None:
+    """``level_change``, ``slope_change``, with moderators ``ind_level`` and ``ind_slope``,
+    and with ``with_trend`` the secular ``trend_slope`` (into ``p``).
+
+    Their design columns (the post-join step ``D``, the time since joining ``e``, those
+    times the moderators, and time itself) are strongly collinear: an indicator's
+    coefficient trades off against the average change, the level against the slope, the
+    slope change against the secular slope. With ``decorrelate`` (and normal priors) the
+    block ``theta`` is sampled as ``theta = mu + B xi``, where ``B`` is the Cholesky factor
+    of the block's approximate posterior covariance ``(X' W X + prior precision)^-1``
+    (``W``: :func:`_row_weights`; moderators at their values under a uniform monotonic
+    simplex). The free ``intervention_xi`` gets the implied prior
+    ``MvNormal(0, B^-1 S B^-T)`` (``S``: the prior variances), so this is the same model in
+    roughly uncorrelated coordinates, which a diagonal mass matrix handles. The named
+    parameters stay in the posterior as deterministics.
+    """
+    m = len(mods)
+    names = (["trend_slope"] if with_trend else []) + ["level_change", "slope_change"]
+    names += [f"ind_level_{n}" for n in mods] + [f"ind_slope_{n}" for n in mods]
+    priors = [prior(n) for n in names]
+    if not (decorrelate and all(pr.dist == "Normal" and pr.on != "variance" for pr in priors)):
+        for n, pr in zip(names[:len(names) - 2 * m], priors):
+            p[n] = pr.create(n)
+        if m:
+            p["ind_level"] = _indicator_coefs("ind_level", mods, prior, "indicator_moderator")
+            p["ind_slope"] = _indicator_coefs("ind_slope", mods, prior, "indicator_moderator")
+        return None
+    mu = np.array([float(pr.params.get("mu", 0.0)) for pr in priors])
+    sd = np.array([float(pr.params.get("sigma", 1.0)) for pr in priors])
+    B = _intervention_basis(d, mod_k, sd, with_trend)
+    pm.modelcontext(None).add_coords({"intervention_param": names})
+    # the MvNormal(0, B^-1 S B^-T) density of xi, written as the normal density of theta
+    # (plus the constant log |det B|): compiles far faster than PyMC's MvNormal
+    xi = pm.CustomDist("intervention_xi", mu, sd, B, logp=_block_logp, random=_block_random,
+                       signature="(k),(k),(k,k)->(k)", dims="intervention_param")
+    theta = mu + _matvec(B, xi)
+    j = len(names) - 2 * m
+    for i, n in enumerate(names[:j]):
+        p[n] = pm.Deterministic(n, theta[i])
+    if m:
+        p["ind_level"] = pm.Deterministic("ind_level", theta[j:j + m], dims="indicator_moderator")
+        p["ind_slope"] = pm.Deterministic("ind_slope", theta[j + m:], dims="indicator_moderator")
+    return InterventionBlock(tuple(names), mu, B)
+
+
+def _matvec(B: Any, x: Any) -> Any:
+    # B @ x for the small block as a broadcast product and a sum: a BLAS dot would cost
+    # seconds of Numba compilation per model for a product of at most a few dozen terms
+    return (pt.as_tensor_variable(B) * x[None, :]).sum(axis=1)
+
+
+def _block_logp(value: Any, mu: Any, sd: Any, B: Any) -> Any:
+    z = _matvec(B, value) / sd
+    return (-0.5 * pt.sum(z**2) - pt.sum(pt.log(sd)) - 0.5 * np.log(2 * np.pi) * z.shape[0]
+            + pt.sum(pt.log(pt.diagonal(B))))
+
+
+def _block_random(mu: np.ndarray, sd: np.ndarray, B: np.ndarray,
+                  rng: np.random.Generator | None = None, size: Any = None) -> np.ndarray:
+    rng = rng if rng is not None else np.random.default_rng()
+    shape = tuple(np.atleast_1d(size)) if size is not None else ()
+    dev = rng.normal(0.0, 1.0, shape + mu.shape[-1:]) * sd    # theta - mu ~ N(0, S)
+    return np.linalg.solve(B, dev[..., None])[..., 0]
+
+
+def _intervention_basis(d: Design, mod_k: list[int], sd: np.ndarray, with_trend: bool
+                        ) -> np.ndarray:
+    """``B = chol((X' W X + diag(1 / sd^2))^-1)`` for :func:`_intervention_block`."""
+    rows = d.rows
+    keep = np.asarray(d.regular, bool) if d.regular is not None else np.ones(rows.n, bool)
+    w = _row_weights(d)[keep]
+    D, e = rows.D[keep], rows.e[keep]
+    cols = ([d.tau[rows.t[keep]]] if with_trend else []) + [D, e]
+    zs = []
+    for k in mod_k:
+        ind = d.indicators[k]
+        z = np.nan_to_num(rows.Z[keep, k], nan=0.0)
+        if ind.type == "ordinal":
+            z = z / max(ind.n_levels - 1, 1)
+        zs.append(z)
+    cols += [D * z for z in zs] + [e * z for z in zs]
+    X = np.stack(cols, axis=1)
+    H = (X * w[:, None]).T @ X + np.diag(1.0 / sd**2)
+    return np.linalg.cholesky(np.linalg.inv(H))
 
 
 def _auto_centered(d: Design, spec: ModelSpec, lv: str, term: str, sd_scale: Any,
@@ -532,12 +675,9 @@ def observed_values(d: Design, idx: np.ndarray) -> np.ndarray:
 
 
 def _binomial_logp(value: Any, n: Any, log_choose: Any, eta: Any) -> Any:
-    # log C(n, y) + y * eta - n * log(1 + exp(eta)), with softplus(eta) written as
-    # (eta + |eta|) / 2 + log1p(exp(-|eta|)): stable, one exp per row shared by the value
-    # and the gradient, and the right derivative (1/2) at eta = 0
-    abs_eta = pt.abs(eta)
-    softplus = 0.5 * (eta + abs_eta) + pt.log1p(pt.exp(-abs_eta))
-    return log_choose + value * eta - n * softplus
+    # log C(n, y) + y * eta - n * log(1 + exp(eta)) and its gradient in one fused pass
+    # (qicstats.models.likelihood)
+    return binomial_logit(eta, value, n, log_choose)[0]
 
 
 def _binomial_random(n: np.ndarray, log_choose: np.ndarray, eta: np.ndarray,
@@ -572,6 +712,7 @@ def _observe(d: Design, eta: Any, idx: np.ndarray, extra: dict[str, Any]) -> Non
         n = d.y["denominator"][idx].astype(float)
         y = np.asarray(obs, dtype=float)
         log_choose = gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)
+        register_backend("numba")
         pm.CustomDist("y", n, log_choose, eta, logp=_binomial_logp,
                       random=_binomial_random, observed=y, dims="obs")
     elif d.family == "betabinomial":

@@ -78,7 +78,8 @@ def grid_linear_predictor(p: Mapping[str, Any], d: Design, rows: Rows) -> Any:
         eta = eta + eff["trend"][:, None] * d.tau[None, :]
     if rows.X.shape[1]:
         Xg = np.stack([grid(rows.X[:, j]) for j in range(rows.X.shape[1])], axis=-1)
-        eta = eta + pt.dot(Xg, p["beta"])
+        # a broadcast product, not a BLAS dot: same cost here, seconds less Numba compilation
+        eta = eta + (Xg * p["beta"]).sum(axis=-1)
     z = _indicator_grids(p, d, rows, grid)
     roles = role_indices(d)
     for j, k in enumerate(roles["main"]):

@@ -56,6 +56,12 @@ class ModelSpec:
         Constrain the collaborative baseline, level-change and slope-change effects to sum to
         zero (separates the intercept and the average change from few collaborative effects,
         improving mixing).
+    decorrelate : bool
+        Sample the intervention block (``level_change``, ``slope_change``, ``ind_level``,
+        ``ind_slope``) in coordinates decorrelated by the design (an exact linear
+        reparameterisation; the named parameters are deterministic functions of the free
+        ``intervention_xi``). Applies when the block's priors are all normal and no level- or
+        slope-change effect is hierarchically centred; see docs/model.md, *Parameterisation*.
     priors : dict
         Overrides by prior name (see :mod:`qicstats.models.priors`), as plain dicts.
     """
@@ -72,6 +78,7 @@ class ModelSpec:
     covariates: tuple[str, ...] = ()
     indicators: tuple[str, ...] | None = None
     zero_sum: bool = True
+    decorrelate: bool = True
     priors: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
