@@ -20,9 +20,10 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-#: fast-math flags that keep IEEE NaN / Inf semantics (a NaN predictor must stay NaN so that
-#: the sampler rejects the point)
-FLAGS = {"contract", "nsz", "arcp"}
+#: no fast-math: LLVM vectorises these elementwise loops without it, and fast-math
+#: (contraction into FMA, reassociation) lets the rounding depend on where a kernel gets
+#: inlined, so a freshly compiled and a disk-cached model would give different draws
+FLAGS = False
 
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
