@@ -295,7 +295,7 @@ def worker_qicstats(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     qm = build(data, model_spec(), im)
     t2 = time.perf_counter()
     sc = SamplerConfig(chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed,
-                       progress=False)
+                       progress=False, fastmath=bool(getattr(args, "fastmath", False)))
     idata = fit(qm, sc)
     t3 = time.perf_counter()
     sampling_s = float(idata.posterior.attrs.get("sampling_time", float("nan")))
@@ -424,6 +424,8 @@ def run_tool(tool: str, workdir: Path, args: argparse.Namespace) -> dict[str, An
            "--workdir", str(workdir), "--size", args.size, "--chains", str(args.chains),
            "--draws", str(args.draws), "--tune", str(args.tune), "--seed", str(args.seed),
            "--rows", str(args.rows), "--repeat", str(args.repeat)]
+    if getattr(args, "fastmath", False):
+        cmd.append("--fastmath")
     loads = [_load()]
     t0 = time.perf_counter()
     with open(log_path, "wb") as log:
@@ -538,6 +540,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="patient-level rows for the 'aggregate' tool")
     p.add_argument("--repeat", type=int, default=3, help="repeats of the aggregation timing")
     p.add_argument("--note", default="", help="free text stored in meta (e.g. machine load)")
+    p.add_argument("--fastmath", action="store_true",
+                   help="qicstats with SamplerConfig(fastmath=True) (faster; draws then depend "
+                   "on the compile-cache state)")
     p.add_argument("--out", help="JSON file to write (required unless --worker)")
     p.add_argument("--worker", choices=TOOLS, help=argparse.SUPPRESS)
     p.add_argument("--workdir", help=argparse.SUPPRESS)

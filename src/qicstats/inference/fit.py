@@ -45,6 +45,12 @@ class SamplerConfig:
         Chains run in parallel on this many CPU cores (default: every core this process may
         use, at most one per chain). The draws do not depend on it. PyMC's own default
         assumes hyper-threading and halves the count, which left one of two cores idle.
+    fastmath : bool
+        Compile the Numba kernels with fast-math (FMA contraction, reassociation). Faster
+        (sampling at L took 122 s instead of 205 s), but the rounding, and so the draws,
+        then depend on whether a kernel was compiled in this run or loaded from PyTensor's
+        disk cache: the first run of a model on a machine does not reproduce later ones.
+        Off by default (reproducibility first).
     """
 
     backend: str = "nutpie"
@@ -55,6 +61,7 @@ class SamplerConfig:
     seed: int = 20261122
     progress: bool = True
     cores: int | None = None
+    fastmath: bool = False
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -130,9 +137,8 @@ def fit(qmodel: QICModel, sampler: SamplerConfig | None = None, *,
     t0 = time.perf_counter()
     # PyTensor's Numba kernels use fast-math by default, which makes the rounding (and so
     # the draws) depend on whether a kernel was compiled now or loaded from the disk cache:
-    # the first run of a model on a machine would not reproduce. Off costs nothing measurable
-    # (L gradient 0.93 vs 0.91 ms).
-    with pytensor.config.change_flags(numba__fastmath=False):
+    # the first run of a model on a machine would not reproduce (SamplerConfig.fastmath)
+    with pytensor.config.change_flags(numba__fastmath=bool(s.fastmath)):
         idata = pm.sample(**kw)
     seconds = time.perf_counter() - t0
     attrs = {
