@@ -76,22 +76,20 @@ def log1p_unit(x: float) -> float:  # pragma: no cover - compiled
     return 2.0 * s * p
 
 
-@numba.njit(fastmath=FLAGS, error_model="numpy")
-def exp_neg_array(a: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """:func:`exp_neg` elementwise (for tests)."""
-    out = np.empty_like(a)
-    for i in range(a.shape[0]):
-        out[i] = exp_neg(a[i])
-    return out
+def _elementwise(f):  # type: ignore[no-untyped-def]
+    @numba.njit(fastmath=FLAGS, error_model="numpy")
+    def apply(a: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+        out = np.empty_like(a)
+        for i in range(a.shape[0]):
+            out[i] = f(a[i])
+        return out
+
+    return apply
 
 
-@numba.njit(fastmath=FLAGS, error_model="numpy")
-def log1p_unit_array(x: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """:func:`log1p_unit` elementwise (for tests)."""
-    out = np.empty_like(x)
-    for i in range(x.shape[0]):
-        out[i] = log1p_unit(x[i])
-    return out
+#: :func:`exp_neg` and :func:`log1p_unit` elementwise over a 1-d array (for tests)
+exp_neg_array = _elementwise(exp_neg)
+log1p_unit_array = _elementwise(log1p_unit)
 
 
 @numba.njit(fastmath=FLAGS, error_model="numpy")

@@ -28,14 +28,14 @@ from pytensor.graph.op import Op
 
 
 def binomial_logit_terms(eta: np.ndarray, y: np.ndarray, n: np.ndarray,
-                         log_choose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, ``log Binomial(y | n, logit^-1(eta))`` and its derivative in ``eta``
-    (NumPy reference of :class:`BinomialLogit`)."""
-    a = np.abs(eta)
-    ex = np.exp(-a)
+                         log_choose: np.ndarray, xp: Any = np) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, ``log Binomial(y | n, logit^-1(eta))`` and its derivative in ``eta``, with
+    array module ``xp`` (NumPy: the reference and ``perform``; ``jax.numpy``: the JAX
+    implementation)."""
+    ex = xp.exp(-xp.abs(eta))
     one_ex = 1.0 + ex
-    logp = log_choose + y * eta - n * (np.maximum(eta, 0.0) + np.log(one_ex))
-    sig = np.where(eta >= 0, 1.0, ex) / one_ex
+    logp = log_choose + y * eta - n * (xp.maximum(eta, 0.0) + xp.log(one_ex))
+    sig = xp.where(eta >= 0, 1.0, ex) / one_ex
     return logp, y - n * sig
 
 
@@ -119,12 +119,6 @@ def _register_jax() -> None:
     @jax_funcify.register(BinomialLogit)
     def _jax_funcify(op: Any, **kwargs: Any) -> Any:
         def binomial_logit_jax(eta, y, n, log_choose):  # type: ignore[no-untyped-def]
-            a = jnp.abs(eta)
-            ex = jnp.exp(-a)
-            one_ex = 1.0 + ex
-            logp = log_choose + y * eta - n * (jnp.maximum(eta, 0.0) + jnp.log(one_ex))
-            sig = jnp.where(eta >= 0, 1.0, ex) / one_ex
-            return logp, y - n * sig
+            return binomial_logit_terms(eta, y, n, log_choose, xp=jnp)
 
         return binomial_logit_jax
-
