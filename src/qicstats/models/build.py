@@ -94,10 +94,11 @@ class QICModel:
         """Names of the free random variables (what diagnostics are computed over), plus the
         named parameters a decorrelated block (``intervention_xi``) stands for."""
         names = [v.name for v in self.model.free_RVs]
-        if "intervention_xi" in names:
-            names += [n for n in ("trend_slope", "level_change", "slope_change", "ind_level",
-                                  "ind_slope")
-                      if n in self.model.named_vars]
+        if self.intervention is not None:
+            named = {"ind_level" if n.startswith("ind_level_") else
+                     "ind_slope" if n.startswith("ind_slope_") else n
+                     for n in self.intervention.names}
+            names += [n for n in self.model.named_vars if n in named]
         return names
 
     def initial_point_logp(self) -> tuple[float, np.ndarray]:
@@ -176,8 +177,7 @@ def build(data: PanelData, spec: ModelSpec | None = None,
         c = centered.get(lv, centered.get("default", "auto"))
         groups = d.change_groups if term in ("level", "slope") else d.base_groups
         if c == "auto":
-            zero_sum = (spec.zero_sum and lv == "collaborative" and term != "trend"
-                        and groups[lv].n > 1)
+            zero_sum = term != "trend" and _zero_sum_level(spec, lv, groups[lv].n)
             out = _auto_centered(d, spec, lv, term, sd_scale, zero_sum)
         else:
             out = bool(c)
@@ -204,8 +204,9 @@ def build(data: PanelData, spec: ModelSpec | None = None,
                 for lv in d.change_groups if lv not in spec.correlated
                 for term, chosen in (("level", lv_levels), ("slope", sl_levels))
                 if lv in chosen}
-            nested = any(c and not (spec.zero_sum and lv == "collaborative"
-                                    and d.change_groups[lv].n > 1)
+            # hierarchically centred change effects take level_change / slope_change as their
+            # location: the block is then left in its plain form
+            nested = any(c and not _zero_sum_level(spec, lv, d.change_groups[lv].n)
                          for (lv, _), c in change_centred.items())
             mods = [d.indicators[k].name for k in roles["moderator"]]
             block = _intervention_block(d, p, prior, mods, roles["moderator"],
@@ -244,7 +245,7 @@ def build(data: PanelData, spec: ModelSpec | None = None,
             pr = prior(f"sd_u_{lv}")
             p[f"u_{lv}"] = _random_effect(
                 f"u_{lv}", pr, lv, g.n,
-                zero_sum=spec.zero_sum and lv == "collaborative" and g.n > 1,
+                zero_sum=_zero_sum_level(spec, lv, g.n),
                 centered=is_centered(lv, "baseline", pr),
                 loc=_parent_sum(p, "u", lv, d.base_groups, None, p["intercept"]))
         for lv in spec.levels_for("trend", d.levels):
@@ -283,7 +284,7 @@ def build(data: PanelData, spec: ModelSpec | None = None,
                     continue
                 # zero-sum collaborative effects: with few collaboratives the average change
                 # is then level_change itself, not confounded with the group effects
-                zs = spec.zero_sum and lv == "collaborative" and g.n > 1
+                zs = _zero_sum_level(spec, lv, g.n)
                 for term, chosen in (("level", lv_levels), ("slope", sl_levels)):
                     if lv not in chosen:
                         continue
@@ -346,6 +347,11 @@ def _unit_information(d: Design, term: str) -> np.ndarray:
     x = {"baseline": np.ones(d.rows.n), "level": d.rows.D, "slope": d.rows.e,
          "trend": d.tau[d.rows.t]}[term]
     return np.bincount(d.rows.unit, weights=w * x**2, minlength=d.n_units)
+
+
+def _zero_sum_level(spec: ModelSpec, lv: str, n_groups: int) -> bool:
+    """Whether the effects of level ``lv`` are zero-sum (collaboratives, ``spec.zero_sum``)."""
+    return spec.zero_sum and lv == "collaborative" and n_groups > 1
 
 
 def _row_weights(d: Design) -> np.ndarray:
