@@ -28,6 +28,20 @@ def test_exp_neg_within_2_ulp_over_its_domain() -> None:
     assert np.all(far == np.exp(-700.0))
 
 
+def test_fma_rounds_once() -> None:
+    """The kernels' ``fma`` is a fused multiply-add (the product is not rounded on its own),
+    whichever way Numba inlines it: that is what keeps the kernels reproducible without
+    fast-math."""
+    import numba
+
+    from qicstats.models._fastmath import fma
+
+    fused = numba.njit(lambda a, b, c: fma(a, b, c))
+    a, b = 1.0 + 2.0**-30, 1.0 - 2.0**-30          # a * b = 1 - 2^-60 exactly
+    assert a * b - 1.0 == 0.0                       # rounded product, then the sum
+    assert fused(a, b, -1.0) == -(2.0**-60)         # one rounding of the exact result
+
+
 def test_log1p_unit_within_2_ulp_over_its_domain() -> None:
     x = np.concatenate([np.linspace(0.0, 1.0, 300_001), np.geomspace(1e-300, 1.0, 2000)])
     assert _ulps(log1p_unit_array(x), np.log1p(x)) <= 2.5

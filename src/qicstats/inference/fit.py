@@ -47,9 +47,10 @@ class SamplerConfig:
         assumes hyper-threading and halves the count, which left one of two cores idle.
     fastmath : bool
         Compile the Numba kernels with fast-math (FMA contraction, reassociation). Faster
-        (sampling at L took 122 s instead of 205 s), but the rounding, and so the draws,
-        then depend on whether a kernel was compiled in this run or loaded from PyTensor's
-        disk cache: the first run of a model on a machine does not reproduce later ones.
+        (sampling at L took 122 s; 181 s without, docs/performance.md), but the rounding, and
+        so the draws, then depend on whether a kernel was compiled in this run or loaded from
+        PyTensor's disk cache: the first run of a model on a machine does not reproduce
+        later ones.
         Off by default (reproducibility first).
     """
 

@@ -5,6 +5,9 @@ time (LLVM cannot vectorise a loop around a call, and the PyPI builds of llvmlit
 vector math library). These are written in plain arithmetic, so LLVM vectorises the loops
 that use them (AVX2 / AVX-512 where the CPU has them): a binomial log density and its
 gradient over 50,000 rows take about a quarter of the time they take with the library calls.
+Their polynomials are evaluated with explicit fused multiply-adds (:func:`fma`), which
+without fast-math LLVM would not form: a quarter less time again, with a result that does
+not depend on how the kernel was compiled.
 
 Accuracy over their domains (checked against NumPy in ``tests/test_likelihood.py``): within
 2 ulp. Only used inside ``@njit`` kernels (:mod:`qicstats.models.likelihood`); importing this
@@ -30,6 +33,10 @@ _LN2_LO = 1.90821492927058770002e-10
 _LOG2E = 1.4426950408889634
 #: exp(-a) is evaluated at min(a, _EXP_CLAMP): exp(-700) ~ 1e-304 is still a normal double
 _EXP_CLAMP = 700.0
+#: Taylor coefficients 1/12!, ..., 1/1!, 1/0! (Horner order after the leading 1/13!)
+_EXP_COEF = (1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
+             1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0,
+             0.5, 1.0, 1.0)
 
 
 @intrinsic
@@ -42,6 +49,19 @@ def _int64_bits_as_float64(typingctx, x):  # type: ignore[no-untyped-def]
     return sig, codegen
 
 
+@intrinsic
+def fma(typingctx, a, b, c):  # type: ignore[no-untyped-def]
+    """``a * b + c`` rounded once (the ``llvm.fma`` intrinsic: one instruction on CPUs with
+    FMA, the same result everywhere). Written out, because without fast-math LLVM does not
+    contract ``a * b + c`` on its own, and with it the choice would depend on inlining."""
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.fma(*args)
+
+    return sig, codegen
+
+
 @numba.njit(inline="always", fastmath=FLAGS, error_model="numpy")
 def exp_neg(a: float) -> float:  # pragma: no cover - compiled
     """``exp(-a)`` for ``a >= 0`` (``a`` above 700 is taken as 700)."""
@@ -49,19 +69,8 @@ def exp_neg(a: float) -> float:  # pragma: no cover - compiled
     k = math.floor(a * _LOG2E + 0.5)
     r = k * _LN2_HI - a + k * _LN2_LO          # -a + k ln 2, |r| <= ln(2) / 2
     p = 1.0 / 6227020800.0                      # Taylor series of exp(r) to r^13
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
+    for c in _EXP_COEF:
+        p = fma(p, r, c)
     return p * _int64_bits_as_float64((1023 - np.int64(k)) << 52)   # times 2^-k
 
 
@@ -72,7 +81,7 @@ def log1p_unit(x: float) -> float:  # pragma: no cover - compiled
     s2 = s * s                                   # s <= 1/3: the series to s^37
     p = 1.0 / 37.0
     for j in range(35, 0, -2):
-        p = p * s2 + 1.0 / j
+        p = fma(p, s2, 1.0 / j)
     return 2.0 * s * p
 
 
@@ -108,3 +117,4 @@ def binomial_logit_kernel(eta: np.ndarray, y: np.ndarray, n: np.ndarray,
         sig = (1.0 if e >= 0.0 else ex) / (1.0 + ex)
         d[i] = y[i] - n[i] * sig
     return logp, d
+
