@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytest
 import yaml
 from pymc.testing import mock_sample
@@ -41,7 +42,10 @@ def mock_pymc(monkeypatch):
 
     def sample(**kw):
         calls.append(kw)
-        return fake(**kw)
+        # prior draws through PyTensor's Python linker: Numba would spend ~16 s compiling
+        # the random-variable graph in every test, for 30 draws
+        with pytensor.config.change_flags(mode="FAST_COMPILE"):
+            return fake(**kw)
 
     monkeypatch.setattr(pm, "sample", sample)
     return calls
