@@ -117,4 +117,3 @@ def binomial_logit_kernel(eta: np.ndarray, y: np.ndarray, n: np.ndarray,
         sig = (1.0 if e >= 0.0 else ex) / (1.0 + ex)
         d[i] = y[i] - n[i] * sig
     return logp, d
-
