@@ -50,6 +50,16 @@ def _int64_bits_as_float64(typingctx, x):  # type: ignore[no-untyped-def]
 
 
 @intrinsic
+def _float64_bits_as_int64(typingctx, x):  # type: ignore[no-untyped-def]
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+
+    return sig, codegen
+
+
+@intrinsic
 def fma(typingctx, a, b, c):  # type: ignore[no-untyped-def]
     """``a * b + c`` rounded once (the ``llvm.fma`` intrinsic: one instruction on CPUs with
     FMA, the same result everywhere). Written out, because without fast-math LLVM does not
@@ -85,6 +95,72 @@ def log1p_unit(x: float) -> float:  # pragma: no cover - compiled
     return 2.0 * s * p
 
 
+_SQRT2 = 1.4142135623730951
+_MANT = np.int64(0x000FFFFFFFFFFFFF)
+_ONE_BITS = np.int64(0x3FF0000000000000)
+
+
+@numba.njit(inline="always", fastmath=FLAGS, error_model="numpy")
+def log_pos(x: float) -> float:  # pragma: no cover - compiled
+    """``log(x)`` for a positive normal ``x`` (1e-300 .. 1e300): ``x = 2^k m`` with ``m`` in
+    ``[sqrt(2)/2, sqrt(2))`` read from the bits, ``log m = 2 atanh(s)``, ``s = (m-1)/(m+1)``."""
+    bits = _float64_bits_as_int64(x)
+    k = (bits >> 52) - 1023
+    m = _int64_bits_as_float64((bits & _MANT) | _ONE_BITS)      # in [1, 2)
+    big = m > _SQRT2
+    m = m * 0.5 if big else m
+    k = k + 1 if big else k
+    f = m - 1.0                                                  # exact (Sterbenz)
+    s = f / (2.0 + f)
+    s2 = s * s                                   # |s| <= 0.1716: the series to s^21
+    p = 1.0 / 21.0
+    for j in range(19, 0, -2):
+        p = fma(p, s2, 1.0 / j)
+    kf = float(k)
+    return fma(kf, _LN2_HI, fma(2.0 * s, p, kf * _LN2_LO))
+
+
+_HALF_LOG_2PI = 0.91893853320467274178
+#: Stirling series of lgamma(z) - (z - 1/2) log z + z - log(2 pi) / 2, times z, in w = 1/z^2:
+#: B_{2k} / (2k (2k - 1)), k = 8 .. 1 (Horner order)
+_LGAMMA_COEF = (-3617.0 / 122400.0, 1.0 / 156.0, -691.0 / 360360.0, 1.0 / 1188.0,
+                -1.0 / 1680.0, 1.0 / 1260.0, -1.0 / 360.0, 1.0 / 12.0)
+#: asymptotic series of log z - 1/(2z) - digamma(z), divided by w = 1/z^2: B_{2k} / (2k),
+#: k = 8 .. 1 (Horner order)
+_DIGAMMA_COEF = (-3617.0 / 8160.0, 1.0 / 12.0, -691.0 / 32760.0, 1.0 / 132.0,
+                 -1.0 / 240.0, 1.0 / 252.0, -1.0 / 120.0, 1.0 / 12.0)
+
+
+@numba.njit(inline="always", fastmath=FLAGS, error_model="numpy")
+def lgamma_digamma(x: float) -> tuple[float, float]:  # pragma: no cover - compiled
+    """``(log Gamma(x), digamma(x))`` for ``x`` in ``[1e-300, 1e300]``, absolute errors
+    below ``1e-14 * max(1, |value|)``: arguments below 8 are shifted up by 8 (``Gamma(x) =
+    Gamma(x + 8) / prod(x + j)``, the product and its log-derivative computed together), then
+    the Stirling and digamma asymptotic series to ``z^-15`` / ``z^-16``. One code path for
+    every ``x``, so the loops using it vectorise."""
+    small = x < 8.0
+    p = 1.0
+    dp = 0.0
+    for j in range(8):
+        t = x + j if small else 1.0
+        dp = fma(dp, t, p)           # d/dx of the product so far
+        p = p * t
+    dp = dp if small else 0.0
+    z = x + 8.0 if small else x
+    iz = 1.0 / z
+    w = iz * iz
+    logz = log_pos(z)
+    a = 0.0
+    for c in _LGAMMA_COEF:
+        a = fma(a, w, c)
+    b = 0.0
+    for c in _DIGAMMA_COEF:
+        b = fma(b, w, c)
+    lg = fma(z - 0.5, logz, _HALF_LOG_2PI - z) + fma(a, iz, -log_pos(p))
+    dg = logz - fma(0.5, iz, fma(b, w, dp / p))
+    return lg, dg
+
+
 def _elementwise(f):  # type: ignore[no-untyped-def]
     @numba.njit(fastmath=FLAGS, error_model="numpy")
     def apply(a: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
@@ -96,9 +172,21 @@ def _elementwise(f):  # type: ignore[no-untyped-def]
     return apply
 
 
-#: :func:`exp_neg` and :func:`log1p_unit` elementwise over a 1-d array (for tests)
+#: :func:`exp_neg`, :func:`log1p_unit` and :func:`log_pos` elementwise over a 1-d array (for
+#: tests)
 exp_neg_array = _elementwise(exp_neg)
 log1p_unit_array = _elementwise(log1p_unit)
+log_pos_array = _elementwise(log_pos)
+
+
+@numba.njit(fastmath=FLAGS, error_model="numpy")
+def lgamma_digamma_array(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """:func:`lgamma_digamma` elementwise over a 1-d array (for tests)."""
+    lg = np.empty_like(x)
+    dg = np.empty_like(x)
+    for i in range(x.shape[0]):
+        lg[i], dg[i] = lgamma_digamma(x[i])
+    return lg, dg
 
 
 @numba.njit(fastmath=FLAGS, error_model="numpy")
@@ -117,3 +205,58 @@ def binomial_logit_kernel(eta: np.ndarray, y: np.ndarray, n: np.ndarray,
         sig = (1.0 if e >= 0.0 else ex) / (1.0 + ex)
         d[i] = y[i] - n[i] * sig
     return logp, d
+
+
+#: smallest shape parameter the beta-binomial kernel evaluates: ``mu * phi`` below it (a
+#: predictor beyond about -690 on the logit scale) is taken as this
+_TINY_SHAPE = 1e-300
+
+
+@numba.njit(fastmath=FLAGS, error_model="numpy")
+def betabinomial_logit_kernel(eta: np.ndarray, phi: float, y: np.ndarray, n: np.ndarray,
+                              log_choose: np.ndarray
+                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """Row log densities of ``BetaBinomial(y | n, mu phi, (1 - mu) phi)`` with ``mu =
+    logit^-1(eta)``, and their derivatives in ``eta`` and in ``phi``.
+
+    ``log C(n, y) + lgB(y + a, n - y + b) - lgB(a, b)`` with ``lgB`` the log beta function,
+    ``a = mu phi``, ``b = (1 - mu) phi`` (``mu`` and ``1 - mu`` both from ``exp(-|eta|)``, so
+    neither tail loses precision).
+    """
+    m = eta.shape[0]
+    logp = np.empty(m)
+    d_eta = np.empty(m)
+    d_phi = np.empty(m)
+    lg_phi, dg_phi = lgamma_digamma(phi)
+    for i in range(m):
+        e = eta[i]
+        ex = exp_neg(abs(e))
+        inv = 1.0 / (1.0 + ex)
+        mu = inv if e >= 0.0 else ex * inv
+        nu = ex * inv if e >= 0.0 else inv                    # 1 - mu
+        a = mu * phi
+        b = nu * phi
+        a = a if a > _TINY_SHAPE else _TINY_SHAPE
+        b = b if b > _TINY_SHAPE else _TINY_SHAPE
+        yi = y[i]
+        ni = n[i]
+        lg_ya, dg_ya = lgamma_digamma(yi + a)
+        lg_a, dg_a = lgamma_digamma(a)
+        lg_yb, dg_yb = lgamma_digamma(ni - yi + b)
+        lg_b, dg_b = lgamma_digamma(b)
+        lg_n, dg_n = lgamma_digamma(ni + phi)
+        # y = 0 (or y = n) gives exactly 0 for the matching differences
+        da = dg_ya - dg_a
+        db = dg_yb - dg_b
+        logp[i] = log_choose[i] + ((lg_ya - lg_a) + (lg_yb - lg_b)) + (lg_phi - lg_n)
+        d_eta[i] = phi * mu * nu * (da - db)
+        d_phi[i] = mu * da + nu * db + (dg_phi - dg_n)
+    return logp, d_eta, d_phi
+
+
+@numba.njit(fastmath=FLAGS, error_model="numpy")
+def betabinomial_logit_kernel_0d(eta: np.ndarray, phi: np.ndarray, y: np.ndarray,
+                                 n: np.ndarray, log_choose: np.ndarray
+                                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """:func:`betabinomial_logit_kernel` with ``phi`` as PyTensor passes a scalar (0-d)."""
+    return betabinomial_logit_kernel(eta, phi[()], y, n, log_choose)

@@ -17,7 +17,7 @@ from qicstats.errors import ModelSpecError
 from qicstats.indicators.matrix import IndicatorMatrix
 from qicstats.models.design import Design, Rows, build_design
 from qicstats.models.grid import grid_linear_predictor
-from qicstats.models.likelihood import binomial_logit, register_backend
+from qicstats.models.likelihood import betabinomial_logit, binomial_logit, register_backend
 from qicstats.models.linpred import linear_predictor, role_indices
 from qicstats.models.priors import PRIOR_NAMES, Prior, default_priors, resolve_prior
 from qicstats.models.spec import ModelSpec
@@ -693,6 +693,22 @@ def _binomial_random(n: np.ndarray, log_choose: np.ndarray, eta: np.ndarray,
                         size=size).astype(float)
 
 
+def _betabinomial_logp(value: Any, n: Any, log_choose: Any, eta: Any, phi: Any) -> Any:
+    # log C(n, y) + log B(y + a, n - y + b) - log B(a, b), a = mu phi, b = (1 - mu) phi, and
+    # its gradient in one fused pass (qicstats.models.likelihood). PyMC hands the scalar phi
+    # over expanded to the value's dimensions (shape (1,)): squeeze it back
+    return betabinomial_logit(eta, pt.squeeze(phi), value, n, log_choose)[0]
+
+
+def _betabinomial_random(n: np.ndarray, log_choose: np.ndarray, eta: np.ndarray, phi: Any,
+                         rng: np.random.Generator | None = None, size: Any = None
+                         ) -> np.ndarray:
+    rng = rng if rng is not None else np.random.default_rng()
+    mu = 1.0 / (1.0 + np.exp(-np.asarray(eta)))
+    p = rng.beta(mu * phi, (1.0 - mu) * phi, size=size)
+    return rng.binomial(np.asarray(n).astype(np.int64), p, size=size).astype(float)
+
+
 def _poisson_random(log_exposure: np.ndarray, log_fact: np.ndarray, eta: np.ndarray,
                     rng: np.random.Generator | None = None, size: Any = None) -> np.ndarray:
     rng = rng if rng is not None else np.random.default_rng()
@@ -707,9 +723,11 @@ def _poisson_logp(value: Any, log_exposure: Any, log_fact: Any, eta: Any) -> Any
 def _observe(d: Design, eta: Any, idx: np.ndarray, extra: dict[str, Any]) -> None:
     """The likelihood of the regular rows as a named observed variable ``y`` (dims ``obs``).
 
-    Binomial and Poisson use lean log densities (the constants are precomputed; the data are
-    validated, so PyMC's parameter checks are not needed in the sampler's inner loop); they
-    equal PyMC's ``Binomial(n, logit_p=eta)`` and ``Poisson(exp(eta + log_exposure))``.
+    Binomial, beta-binomial and Poisson use lean log densities (the constants are
+    precomputed; the data are validated, so PyMC's parameter checks are not needed in the
+    sampler's inner loop); they equal PyMC's ``Binomial(n, logit_p=eta)``,
+    ``BetaBinomial(n, mu phi, (1 - mu) phi)`` with ``mu = sigmoid(eta)``, and
+    ``Poisson(exp(eta + log_exposure))``.
     """
     if len(idx) == 0:
         return
@@ -721,6 +739,13 @@ def _observe(d: Design, eta: Any, idx: np.ndarray, extra: dict[str, Any]) -> Non
         register_backend("numba")
         pm.CustomDist("y", n, log_choose, eta, logp=_binomial_logp,
                       random=_binomial_random, observed=y, dims="obs")
+    elif d.family == "betabinomial" and getattr(extra["phi"], "ndim", 0) == 0:
+        n = d.y["denominator"][idx].astype(float)
+        y = np.asarray(obs, dtype=float)
+        log_choose = gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)
+        register_backend("numba")
+        pm.CustomDist("y", n, log_choose, eta, extra["phi"], logp=_betabinomial_logp,
+                      random=_betabinomial_random, observed=y, dims="obs")
     elif d.family == "betabinomial":
         pr = pm.math.sigmoid(eta)
         pm.BetaBinomial("y", alpha=pr * extra["phi"], beta=(1 - pr) * extra["phi"],

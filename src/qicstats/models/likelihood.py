@@ -1,4 +1,4 @@
-"""A fused binomial (logit link) log density: the sampler's inner loop at large panels.
+"""Fused binomial and beta-binomial (logit link) log densities: the sampler's inner loop.
 
 PyTensor rewrites ``log1p(exp(-|eta|))`` into ``softplus`` and, in the gradient, a separate
 ``sigmoid``: two ``exp`` and a ``log1p`` per row, in passes of their own. At 50,000 rows that
@@ -7,7 +7,12 @@ density and its derivative with respect to ``eta`` together, in one pass with on
 and one ``log1p`` per row; under Numba these are the vectorisable versions of
 :mod:`qicstats.models._fastmath`.
 
-The Op has a NumPy ``perform`` (PyMC's own sampler and the C backend), a Numba
+:class:`BetaBinomialLogit` does the same for the beta-binomial (mean ``logit^-1(eta)``,
+concentration ``phi``), whose PyTensor form costs six ``lgamma`` and, in the gradient, six
+``digamma`` library calls per row; the Numba kernel evaluates them as vectorisable series
+(:func:`qicstats.models._fastmath.lgamma_digamma`).
+
+Each Op has a NumPy ``perform`` (PyMC's own sampler and the C backend), a Numba
 implementation (nutpie) and a JAX one (numpyro), registered on first use by
 :func:`register_backend` (so that importing qicstats imports neither Numba nor JAX). Its
 gradient is the stored derivative times the incoming gradient; second derivatives are not
@@ -83,6 +88,76 @@ class BinomialLogit(Op):
 binomial_logit = BinomialLogit()
 
 
+def betabinomial_logit_terms(eta: np.ndarray, phi: Any, y: np.ndarray, n: np.ndarray,
+                             log_choose: np.ndarray, xp: Any = np, sp: Any = None
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row, ``log BetaBinomial(y | n, mu phi, (1 - mu) phi)`` with ``mu = logit^-1(eta)``,
+    and its derivatives in ``eta`` and ``phi``, with array module ``xp`` and special functions
+    ``sp`` (default SciPy's; ``jax.scipy.special`` for JAX)."""
+    if sp is None:
+        import scipy.special as sp
+    ex = xp.exp(-xp.abs(eta))
+    inv = 1.0 / (1.0 + ex)
+    mu = xp.where(eta >= 0, inv, ex * inv)
+    nu = xp.where(eta >= 0, ex * inv, inv)
+    a, b = mu * phi, nu * phi
+    lg, dg = sp.gammaln, sp.digamma
+    logp = (log_choose + (lg(y + a) - lg(a)) + (lg(n - y + b) - lg(b))
+            + (lg(phi) - lg(n + phi)))
+    da = dg(y + a) - dg(a)
+    db = dg(n - y + b) - dg(b)
+    return logp, phi * mu * nu * (da - db), mu * da + nu * db + (dg(phi) - dg(n + phi))
+
+
+class BetaBinomialLogit(Op):
+    """``(logp, dlogp/deta, dlogp/dphi)`` of a beta-binomial outcome with logit-scale mean
+    ``eta`` and concentration ``phi`` (a scalar).
+
+    Inputs: ``eta`` (vector) and ``phi`` (scalar), the differentiable ones, then ``y``,
+    ``n``, ``log_choose`` (float64 vectors of ``eta``'s length). Outputs: the row log
+    densities and their derivatives in ``eta`` and ``phi``.
+    """
+
+    __props__ = ()
+
+    def make_node(self, eta: Any, phi: Any, y: Any, n: Any, log_choose: Any) -> Apply:
+        ins = [pt.as_tensor_variable(v, dtype="float64") for v in (eta, phi, y, n, log_choose)]
+        if ins[1].type.ndim != 0:
+            raise TypeError("BetaBinomialLogit takes a scalar phi")
+        for v in (ins[0], *ins[2:]):
+            if v.type.ndim != 1:
+                raise TypeError("BetaBinomialLogit takes vectors")
+        out_type = pt.TensorType("float64", shape=(None,))
+        return Apply(self, ins, [out_type(), out_type(), out_type()])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray], output_storage: list[list[Any]]
+                ) -> None:
+        eta, phi, y, n, lc = inputs
+        for k, v in enumerate(betabinomial_logit_terms(eta, float(phi), y, n, lc)):
+            output_storage[k][0] = np.asarray(v, dtype="float64")
+
+    def infer_shape(self, node: Apply, shapes: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        return [shapes[0], shapes[0], shapes[0]]
+
+    def connection_pattern(self, node: Apply) -> list[list[bool]]:
+        return [[True, True, True], [True, True, True], *[[False, False, False]] * 3]
+
+    def pullback(self, inputs: list[Any], outputs: list[Any], output_grads: list[Any]
+                 ) -> list[Any]:
+        g_logp, g_deta, g_dphi = output_grads
+        rest = [DisconnectedType()() for _ in inputs[2:]]
+        if not (isinstance(g_deta.type, DisconnectedType)
+                and isinstance(g_dphi.type, DisconnectedType)):
+            return [grad_undefined(self, k, inputs[k], "second derivatives of "
+                                   "BetaBinomialLogit are not implemented") for k in (0, 1)] + rest
+        if isinstance(g_logp.type, DisconnectedType):
+            return [pt.zeros_like(inputs[0]), pt.zeros_like(inputs[1]), *rest]
+        return [g_logp * outputs[1], (g_logp * outputs[2]).sum(), *rest]
+
+
+betabinomial_logit = BetaBinomialLogit()
+
+
 _REGISTERED: set[str] = set()
 
 
@@ -111,6 +186,10 @@ def _register_numba() -> None:
     def _funcify(op: Any, node: Any = None, **kwargs: Any) -> Any:
         return _fastmath.binomial_logit_kernel, version
 
+    @register_funcify_default_op_cache_key(BetaBinomialLogit)
+    def _funcify_bb(op: Any, node: Any = None, **kwargs: Any) -> Any:
+        return _fastmath.betabinomial_logit_kernel_0d, version
+
 
 def _register_jax() -> None:
     import jax.numpy as jnp
@@ -122,3 +201,12 @@ def _register_jax() -> None:
             return binomial_logit_terms(eta, y, n, log_choose, xp=jnp)
 
         return binomial_logit_jax
+
+    @jax_funcify.register(BetaBinomialLogit)
+    def _jax_funcify_bb(op: Any, **kwargs: Any) -> Any:
+        import jax.scipy.special as jsp
+
+        def betabinomial_logit_jax(eta, phi, y, n, log_choose):  # type: ignore[no-untyped-def]
+            return betabinomial_logit_terms(eta, phi, y, n, log_choose, xp=jnp, sp=jsp)
+
+        return betabinomial_logit_jax
