@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/fit_speed.py --size S --out benchmarks/results/S.json
     python benchmarks/fit_speed.py --size M --tools qicstats,bambi --chains 4 --draws 1000 \
-        --tune 1000 --seed 20261122 --timeout 900 --out benchmarks/results/M.json
+        --seed 20261122 --timeout 900 --out benchmarks/results/M.json
     python benchmarks/fit_speed.py --size L --tools aggregate --rows 10000000 --out agg.json
 
 One run simulates the size once (``qicstats.simulate.simulate(preset=size, seed=seed)``) and
@@ -18,13 +18,14 @@ compile):
     (binomial, linear trend, collaborative and site random effects on the baseline, level and
     slope change, both indicators as moderators; package defaults otherwise), then
     ``qicstats.inference.fit`` with the default :class:`~qicstats.inference.fit.SamplerConfig`
-    (nutpie) and the chains/draws/tune/seed given here.
+    (nutpie; its default warm-up, 500, unless ``--tune`` is given) and the chains/draws/seed
+    given here.
 ``bambi``
     ``p(numerator, denominator) ~ time + D + e + D:<ind> + e:<ind> ... + (1 + D + e |
     collaborative) + (1 + D + e | collaborative:site)`` on the rows of qicstats' own design
     (same centred time, D, e and indicator values), Bambi's default priors, sampler
-    (``inference_method="pymc"``: PyMC's NUTS), init and target_accept, with the same
-    chains/draws/tune/seed.
+    (``inference_method="pymc"``: PyMC's NUTS), init, target_accept and warm-up (1000, unless
+    ``--tune`` is given), with the same chains/draws/seed.
 ``aggregate``
     ``qicstats.data.aggregate.aggregate_patient_rows`` on a synthetic patient-level frame of
     ``--rows`` rows (string unit and period columns, as ``read_csv`` gives them).
@@ -294,7 +295,8 @@ def worker_qicstats(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     t1 = time.perf_counter()
     qm = build(data, model_spec(), im)
     t2 = time.perf_counter()
-    sc = SamplerConfig(chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed,
+    tune = SamplerConfig.tune if args.tune is None else args.tune
+    sc = SamplerConfig(chains=args.chains, draws=args.draws, tune=tune, seed=args.seed,
                        progress=False, fastmath=bool(getattr(args, "fastmath", False)))
     idata = fit(qm, sc)
     t3 = time.perf_counter()
@@ -312,7 +314,7 @@ def worker_qicstats(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
         arrays[r["parameter"]] = da.values
     stats = _scalar_stats(arrays)
     rec = {
-        "tool": "qicstats", "backend": sc.backend,
+        "tool": "qicstats", "backend": sc.backend, "tune": sc.tune,
         "target_accept": json.loads(idata.attrs["qicstats_sampler"])["target_accept"],
         "cores": min(sc.chains, sc.cores or available_cores()),
         "n_obs": int(qm.design.rows.n),
@@ -356,8 +358,9 @@ def worker_bambi(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     # the same number of parallel chains as qicstats gets: PyMC's own default guesses half the
     # CPUs (it assumes hyper-threading), which would leave a core idle on these machines
     cores = min(args.chains, available_cores())
-    idata = model.fit(draws=args.draws, tune=args.tune, chains=args.chains,
-                      random_seed=args.seed, progressbar=False, cores=cores)
+    tune = {} if args.tune is None else {"tune": args.tune}   # else Bambi's default, 1000
+    idata = model.fit(draws=args.draws, chains=args.chains, random_seed=args.seed,
+                      progressbar=False, cores=cores, **tune)
     t2 = time.perf_counter()
     sampling_s = float(idata.posterior.attrs.get("sampling_time", float("nan")))
     fit_s = t2 - t1
@@ -367,6 +370,7 @@ def worker_bambi(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "tool": "bambi", "backend": "pymc (Bambi default inference_method)", "cores": cores,
         "target_accept": 0.8, "formula": formula, "n_obs": int(len(frame)),
+        "tune": int(idata.posterior.attrs.get("tuning_steps", args.tune or 1000)),
         "n_free_parameters": int(sum(v.size for v in
                                      model.backend.model.initial_point().values())),
         "import_s": import_s, "prepare_s": 0.0, "build_s": t1 - t0,
@@ -422,8 +426,10 @@ def run_tool(tool: str, workdir: Path, args: argparse.Namespace) -> dict[str, An
     log_path = workdir / f"{tool}.log"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", tool,
            "--workdir", str(workdir), "--size", args.size, "--chains", str(args.chains),
-           "--draws", str(args.draws), "--tune", str(args.tune), "--seed", str(args.seed),
+           "--draws", str(args.draws), "--seed", str(args.seed),
            "--rows", str(args.rows), "--repeat", str(args.repeat)]
+    if args.tune is not None:
+        cmd += ["--tune", str(args.tune)]
     if getattr(args, "fastmath", False):
         cmd.append("--fastmath")
     loads = [_load()]
@@ -466,7 +472,7 @@ def run_tool(tool: str, workdir: Path, args: argparse.Namespace) -> dict[str, An
     rec["load_1min"] = {"start": loads[0], "end": loads[-1], "max": max(loads),
                         "mean": sum(loads) / len(loads)}
     if tool != "aggregate":
-        rec.update(chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed)
+        rec.update(chains=args.chains, draws=args.draws, seed=args.seed)
     return rec
 
 
@@ -530,7 +536,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="comma-separated subset of qicstats,bambi,aggregate (in run order)")
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--draws", type=int, default=1000)
-    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument("--tune", type=int, default=None,
+                   help="warm-up iterations per chain for every tool (default: each tool's "
+                   "own default, qicstats 500 and Bambi 1000)")
     p.add_argument("--seed", type=int, default=20261122,
                    help="simulation seed and sampler seed of every tool")
     p.add_argument("--timeout", type=float, default=900.0,

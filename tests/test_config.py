@@ -94,7 +94,7 @@ def test_defaults_are_the_documented_ones(tmp_path):
         (12,), None, "increase", 0.95, 0.9)
     s = cfg.sampler
     assert (s.backend, s.chains, s.draws, s.tune, s.target_accept, s.seed, s.progress) == (
-        "nutpie", 4, 1000, 1000, "auto", 20261122, True)
+        "nutpie", 4, 1000, 500, "auto", 20261122, True)
     g = cfg.diagnostics
     assert (g.strict, g.rhat_warn, g.rhat_fail, g.ess_warn, g.ess_fail,
             g.divergences_fail_share) == (False, 1.01, 1.05, 400, 100, 0.005)

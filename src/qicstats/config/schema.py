@@ -515,8 +515,8 @@ class SamplerSection(_Section):
     chains: StrictInt = Field(default=4, ge=1, description="Number of chains (>= 4 for reliable "
                         "R-hat).")
     draws: StrictInt = Field(default=1000, ge=1, description="Kept draws per chain.")
-    tune: StrictInt = Field(default=1000, ge=0, description="Warm-up (tuning) draws per chain, "
-                      "discarded.")
+    tune: StrictInt = Field(default=500, ge=0, description="Warm-up (tuning) draws per chain, "
+                      "discarded; raise it (e.g. 1000) when R-hat or ESS warn.")
     target_accept: Probability | Literal["auto"] = Field(
         default="auto",
         description="Target acceptance rate of NUTS in (0, 1), or auto (0.8, or 0.9 when few "
