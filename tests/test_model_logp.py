@@ -403,74 +403,6 @@ class Reference:
             f += add_prior("season_sd") * zero_sum_normal("season_z")[season]
         eta = intercept + f[self.t]
 
-        # ---- random effects ----
-        def levels(term: str) -> tuple[str, ...]:
-            chosen = spec.random.get(term)
-            if chosen is None:
-                return () if term == "trend" else self.levels
-            return tuple(lv for lv in self.levels if lv in chosen)
-
-        free = {rv.name for rv in self.model.free_RVs}
-
-        def centred(lv: str, name: str) -> bool:
-            # centred or not is a parameterisation (same prior): an explicit setting must be
-            # obeyed; under "auto" the builder decides from the data, so read its choice
-            chosen = name in free or f"{name}_nested" in free
-            explicit = spec.centered.get(lv, spec.centered.get("default", "auto"))
-            if explicit != "auto":
-                assert chosen == bool(explicit), name
-            return chosen
-
-        def enclosing_sum(of: dict[str, np.ndarray], lv: str, effects: dict[str, np.ndarray],
-                          base: float) -> np.ndarray:
-            # the term's population value plus the enclosing levels' effects at each group
-            # of lv (levels are nested, so any unit of a group finds its enclosing groups)
-            grp = of[lv]
-            rep = np.array([np.flatnonzero(grp == j)[0] for j in range(grp.max() + 1)])
-            return base + sum((e[of[hl][rep]] for hl, e in effects.items()),
-                              np.zeros(len(rep)))
-
-        def random_effect(name: str, sd_name: str, lv: str, zero_sum: bool = False,
-                          loc: np.ndarray | None = None) -> np.ndarray:
-            nonlocal lp
-            sd = add_prior(sd_name)
-            if centred(lv, name):
-                if f"{name}_nested" in free:
-                    # hierarchical centring: the free value is the total with the enclosing
-                    # levels, Normal(enclosing sum, sd); the level's own effect is the rest
-                    assert not zero_sum, name
-                    x = take(f"{name}_nested")
-                    lp += float(stats.norm.logpdf(x, loc, sd).sum())
-                    return x - loc
-                x = take(name)
-                if zero_sum:
-                    # N(0, sd^2) on the (n-1)-dimensional zero-sum subspace
-                    lp += float(-0.5 * np.sum((x / sd) ** 2)
-                                - (x.size - 1) * (0.5 * np.log(2 * np.pi) + np.log(sd)))
-                else:
-                    lp += float(stats.norm.logpdf(x, 0.0, sd).sum())
-                return x
-            z = zero_sum_normal(name + "_z") if zero_sum else std_normal(name + "_z")
-            return sd * z
-
-        base_effects: dict[str, np.ndarray] = {}
-        for lv in levels("baseline"):
-            n_groups = self.base_of[lv].max() + 1
-            zs = spec.zero_sum and lv == "collaborative" and n_groups > 1
-            u_l = random_effect(f"u_{lv}", f"sd_u_{lv}", lv, zero_sum=zs,
-                                loc=enclosing_sum(self.base_of, lv, base_effects, intercept))
-            base_effects[lv] = u_l
-            eta = eta + u_l[self.base_of[lv][self.u]]
-        trend_effects: dict[str, np.ndarray] = {}
-        for lv in levels("trend"):
-            w_l = random_effect(f"w_trend_{lv}", f"sd_trend_{lv}", lv,
-                                loc=enclosing_sum(self.base_of, lv, trend_effects, trend_slope))
-            trend_effects[lv] = w_l
-            eta = eta + w_l[self.base_of[lv][self.u]] * self.tau[self.t]
-        if spec.covariates:
-            beta = add_prior("beta")
-            eta = eta + self.X @ beta
-
         # ---- indicators: coefficients, monotonic simplexes, latent codes ----
         main = [k for k, ind in enumerate(self.inds) if ind.role in ("main", "both")]
         mods = [k for k, ind in enumerate(self.inds) if ind.role in ("moderator", "both")]
@@ -537,6 +469,96 @@ class Reference:
                 return latent_val[cid]
             level = int(c["value"]) if c["status"] == "observed" else fill[cid]
             return float(mo[c["k"]][level]) if ind.type == "ordinal" else float(level)
+
+        # ---- random effects ----
+        def levels(term: str) -> tuple[str, ...]:
+            chosen = spec.random.get(term)
+            if chosen is None:
+                return () if term == "trend" else self.levels
+            return tuple(lv for lv in self.levels if lv in chosen)
+
+        free = {rv.name for rv in self.model.free_RVs}
+
+        def centred(lv: str, name: str) -> bool:
+            # centred or not is a parameterisation (same prior): an explicit setting must be
+            # obeyed; under "auto" the builder decides from the data, so read its choice
+            chosen = name in free or f"{name}_nested" in free
+            explicit = spec.centered.get(lv, spec.centered.get("default", "auto"))
+            if explicit != "auto":
+                assert chosen == bool(explicit), name
+            return chosen
+
+        def enclosing_sum(of: dict[str, np.ndarray], lv: str, effects: dict[str, np.ndarray],
+                          base: float) -> np.ndarray:
+            # the term's population value plus the enclosing levels' effects at each group
+            # of lv (levels are nested, so any unit of a group finds its enclosing groups)
+            grp = of[lv]
+            rep = np.array([np.flatnonzero(grp == j)[0] for j in range(grp.max() + 1)])
+            return base + sum((e[of[hl][rep]] for hl, e in effects.items()),
+                              np.zeros(len(rep)))
+
+        def random_effect(name: str, sd_name: str, lv: str, zero_sum: bool = False,
+                          loc: np.ndarray | None = None) -> np.ndarray:
+            nonlocal lp
+            sd = add_prior(sd_name)
+            if centred(lv, name):
+                if f"{name}_nested" in free:
+                    # hierarchical centring: the free value is the total with the enclosing
+                    # levels, Normal(enclosing sum, sd); the level's own effect is the rest
+                    assert not zero_sum, name
+                    x = take(f"{name}_nested")
+                    lp += float(stats.norm.logpdf(x, loc, sd).sum())
+                    return x - loc
+                x = take(name)
+                if zero_sum:
+                    # N(0, sd^2) on the (n-1)-dimensional zero-sum subspace
+                    lp += float(-0.5 * np.sum((x / sd) ** 2)
+                                - (x.size - 1) * (0.5 * np.log(2 * np.pi) + np.log(sd)))
+                else:
+                    lp += float(stats.norm.logpdf(x, 0.0, sd).sum())
+                return x
+            z = zero_sum_normal(name + "_z") if zero_sum else std_normal(name + "_z")
+            return sd * z
+
+        def main_means(lv: str) -> np.ndarray:
+            # per group of lv: the mean, over its unit-periods with an observed code, of the
+            # indicators' main-effect term sum_k ind_main_k z_k (0 for a group without any)
+            grp = self.base_of[lv][self.u]
+            n = grp.max() + 1
+            out = np.zeros(n)
+            for k, coef in c_main.items():
+                cids = [self.cell_at[(k, self.u[r])][self.t[r]] for r in range(len(self.t))]
+                obs = [r for r, cid in enumerate(cids) if self.cells[cid]["status"] == "observed"]
+                z = np.array([z_value(cids[r], {}) for r in obs])
+                s_ = np.bincount(grp[obs], weights=z, minlength=n)
+                cnt = np.bincount(grp[obs], minlength=n)
+                out += coef * np.where(cnt > 0, s_ / np.maximum(cnt, 1), 0.0)
+            return out
+
+        # hierarchical centring of the innermost centred baseline level is around its enclosing
+        # levels plus the group means of the indicators' main-effect term (build's
+        # _main_effect_means): the same model in other coordinates
+        nested_base = [lv for lv in levels("baseline") if f"u_{lv}_nested" in free]
+        shift_level = nested_base[-1] if nested_base and c_main else None
+        base_effects: dict[str, np.ndarray] = {}
+        for lv in levels("baseline"):
+            n_groups = self.base_of[lv].max() + 1
+            zs = spec.zero_sum and lv == "collaborative" and n_groups > 1
+            loc = enclosing_sum(self.base_of, lv, base_effects, intercept)
+            if lv == shift_level:
+                loc = loc + main_means(lv)
+            u_l = random_effect(f"u_{lv}", f"sd_u_{lv}", lv, zero_sum=zs, loc=loc)
+            base_effects[lv] = u_l
+            eta = eta + u_l[self.base_of[lv][self.u]]
+        trend_effects: dict[str, np.ndarray] = {}
+        for lv in levels("trend"):
+            w_l = random_effect(f"w_trend_{lv}", f"sd_trend_{lv}", lv,
+                                loc=enclosing_sum(self.base_of, lv, trend_effects, trend_slope))
+            trend_effects[lv] = w_l
+            eta = eta + w_l[self.base_of[lv][self.u]] * self.tau[self.t]
+        if spec.covariates:
+            beta = add_prior("beta")
+            eta = eta + self.X @ beta
 
         # ---- change ----
         lvl = np.zeros(len(self.t))
