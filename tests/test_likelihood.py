@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -60,17 +62,25 @@ def test_log1p_unit_within_2_ulp_over_its_domain() -> None:
     assert log1p_unit_array(np.zeros(1))[0] == 0.0
 
 
-@pytest.fixture(scope="module")
-def rows() -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(20261122)
-    m = 5000
-    n = rng.integers(1, 200, m).astype(float)
+def _random_rows(seed: int, m: int, n_max: int, eta_sd: float, eta_edge: list[float],
+                 y_edge: list[str]) -> dict[str, np.ndarray]:
+    """``m`` random rows (n, y, eta, log C(n, y)); the first rows get the edge cases
+    ``eta_edge`` with ``y`` = "0", "1" or "n"."""
+    rng = np.random.default_rng(seed)
+    n = rng.integers(1, n_max, m).astype(float)
     y = np.floor(n * rng.uniform(0, 1, m))
-    eta = rng.normal(-0.5, 3.0, m)
-    eta[:6] = [0.0, 1e-12, -1e-12, 40.0, -40.0, -300.0]
-    y[:6] = [0.0, 1.0, 0.0, n[3], 0.0, 0.0]
+    eta = rng.normal(-0.5, eta_sd, m)
+    eta[:len(eta_edge)] = eta_edge
+    for i, e in enumerate(y_edge):
+        y[i] = n[i] if e == "n" else float(e)
     return {"eta": eta, "y": y, "n": n,
             "lc": gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)}
+
+
+@pytest.fixture(scope="module")
+def rows() -> dict[str, np.ndarray]:
+    return _random_rows(20261122, 5000, 200, 3.0, [0.0, 1e-12, -1e-12, 40.0, -40.0, -300.0],
+                        ["0", "1", "0", "n", "0", "0"])
 
 
 def test_reference_terms_equal_scipy_and_the_analytic_derivative(rows) -> None:
@@ -150,16 +160,9 @@ def test_lgamma_digamma_absolute_error_below_1e_14() -> None:
 
 
 @pytest.fixture(scope="module")
-def bb_rows() -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(20261123)
-    m = 4000
-    n = rng.integers(1, 300, m).astype(float)
-    y = np.floor(n * rng.uniform(0, 1, m))
-    eta = rng.normal(-0.5, 2.5, m)
-    eta[:6] = [0.0, 1e-12, 30.0, -30.0, -300.0, 5.0]
-    y[:6] = [0.0, 1.0, n[2], 0.0, 0.0, n[5]]
-    return {"eta": eta, "y": y, "n": n, "phi": 23.7,
-            "lc": gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)}
+def bb_rows() -> dict[str, Any]:
+    return {**_random_rows(20261123, 4000, 300, 2.5, [0.0, 1e-12, 30.0, -30.0, -300.0, 5.0],
+                           ["0", "1", "n", "0", "0", "n"]), "phi": 23.7}
 
 
 def test_betabinomial_reference_terms_equal_scipy_and_finite_differences(bb_rows) -> None:

@@ -39,24 +39,20 @@ _EXP_COEF = (1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.
              0.5, 1.0, 1.0)
 
 
-@intrinsic
-def _int64_bits_as_float64(typingctx, x):  # type: ignore[no-untyped-def]
-    sig = types.float64(types.int64)
+def _bitcast(src: types.Type, dst: types.Type):  # type: ignore[no-untyped-def]
+    """An intrinsic reading the bits of a ``src`` value as a ``dst`` value (same width)."""
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
+    def bits(typingctx, x):  # type: ignore[no-untyped-def]
+        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+            return builder.bitcast(args[0], context.get_value_type(dst))
 
-    return sig, codegen
+        return dst(src), codegen
+
+    return intrinsic(bits)
 
 
-@intrinsic
-def _float64_bits_as_int64(typingctx, x):  # type: ignore[no-untyped-def]
-    sig = types.int64(types.float64)
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
-
-    return sig, codegen
+_int64_bits_as_float64 = _bitcast(types.int64, types.float64)
+_float64_bits_as_int64 = _bitcast(types.float64, types.int64)
 
 
 @intrinsic
