@@ -209,11 +209,12 @@ _TINY_SHAPE = 1e-300
 
 
 @numba.njit(fastmath=FLAGS, error_model="numpy")
-def betabinomial_logit_kernel(eta: np.ndarray, phi: float, y: np.ndarray, n: np.ndarray,
+def betabinomial_logit_kernel(eta: np.ndarray, phi0: np.ndarray, y: np.ndarray, n: np.ndarray,
                               log_choose: np.ndarray
                               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
     """Row log densities of ``BetaBinomial(y | n, mu phi, (1 - mu) phi)`` with ``mu =
-    logit^-1(eta)``, and their derivatives in ``eta`` and in ``phi``.
+    logit^-1(eta)``, and their derivatives in ``eta`` and in ``phi`` (``phi0``: a 0-d array,
+    as PyTensor passes a scalar).
 
     ``log C(n, y) + lgB(y + a, n - y + b) - lgB(a, b)`` with ``lgB`` the log beta function,
     ``a = mu phi``, ``b = (1 - mu) phi`` (``mu`` and ``1 - mu`` both from ``exp(-|eta|)``, so
@@ -223,6 +224,7 @@ def betabinomial_logit_kernel(eta: np.ndarray, phi: float, y: np.ndarray, n: np.
     logp = np.empty(m)
     d_eta = np.empty(m)
     d_phi = np.empty(m)
+    phi = phi0[()]
     lg_phi, dg_phi = lgamma_digamma(phi)
     for i in range(m):
         e = eta[i]
@@ -249,10 +251,3 @@ def betabinomial_logit_kernel(eta: np.ndarray, phi: float, y: np.ndarray, n: np.
         d_phi[i] = mu * da + nu * db + (dg_phi - dg_n)
     return logp, d_eta, d_phi
 
-
-@numba.njit(fastmath=FLAGS, error_model="numpy")
-def betabinomial_logit_kernel_0d(eta: np.ndarray, phi: np.ndarray, y: np.ndarray,
-                                 n: np.ndarray, log_choose: np.ndarray
-                                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
-    """:func:`betabinomial_logit_kernel` with ``phi`` as PyTensor passes a scalar (0-d)."""
-    return betabinomial_logit_kernel(eta, phi[()], y, n, log_choose)

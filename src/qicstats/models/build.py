@@ -763,6 +763,16 @@ def _poisson_logp(value: Any, log_exposure: Any, log_fact: Any, eta: Any) -> Any
     return value * lin - pt.exp(lin) - log_fact
 
 
+def _binomial_constants(d: Design, idx: np.ndarray, obs: Any
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Trials, successes and ``log C(n, y)`` of the rows ``idx`` (for the fused likelihood
+    Ops, whose Numba kernels are registered here)."""
+    n = d.y["denominator"][idx].astype(float)
+    y = np.asarray(obs, dtype=float)
+    register_backend("numba")
+    return n, y, gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)
+
+
 def _observe(d: Design, eta: Any, idx: np.ndarray, extra: dict[str, Any]) -> None:
     """The likelihood of the regular rows as a named observed variable ``y`` (dims ``obs``).
 
@@ -776,17 +786,11 @@ def _observe(d: Design, eta: Any, idx: np.ndarray, extra: dict[str, Any]) -> Non
         return
     obs = observed_values(d, idx)
     if d.family == "binomial":
-        n = d.y["denominator"][idx].astype(float)
-        y = np.asarray(obs, dtype=float)
-        log_choose = gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)
-        register_backend("numba")
+        n, y, log_choose = _binomial_constants(d, idx, obs)
         pm.CustomDist("y", n, log_choose, eta, logp=_binomial_logp,
                       random=_binomial_random, observed=y, dims="obs")
     elif d.family == "betabinomial" and getattr(extra["phi"], "ndim", 0) == 0:
-        n = d.y["denominator"][idx].astype(float)
-        y = np.asarray(obs, dtype=float)
-        log_choose = gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)
-        register_backend("numba")
+        n, y, log_choose = _binomial_constants(d, idx, obs)
         pm.CustomDist("y", n, log_choose, eta, extra["phi"], logp=_betabinomial_logp,
                       random=_betabinomial_random, observed=y, dims="obs")
     elif d.family == "betabinomial":

@@ -188,7 +188,7 @@ def _register_numba() -> None:
 
     @register_funcify_default_op_cache_key(BetaBinomialLogit)
     def _funcify_bb(op: Any, node: Any = None, **kwargs: Any) -> Any:
-        return _fastmath.betabinomial_logit_kernel_0d, version
+        return _fastmath.betabinomial_logit_kernel, version
 
 
 def _register_jax() -> None:
