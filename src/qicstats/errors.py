@@ -14,6 +14,25 @@ from typing import Any, Literal, Sequence
 Severity = Literal["error", "warning"]
 
 
+def visible(text: str) -> str:
+    """``text`` with every invisible or control character shown as an escape.
+
+    Zero-width spaces, byte-order marks, bidirectional overrides, NUL and other control
+    characters make two names that look the same differ; in a message they are shown as
+    ``\\u200b``, ``\\x00`` and so on (what :func:`repr` writes), so the reader can see them.
+    Newlines are kept. Printable text (including accented letters) is unchanged.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch == "\n" or ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(repr(ch)[1:-1])
+    return "".join(out)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One broken rule (``severity='error'``) or a legal but risky pattern (``'warning'``).
@@ -62,7 +81,7 @@ class Problem:
             lines.append(f"    {self.count} affected" + (f"; e.g. {ex}" if ex else ""))
         if self.hint:
             lines.append(f"    fix: {self.hint}")
-        return "\n".join(lines)
+        return visible("\n".join(lines))
 
     def to_dict(self) -> dict[str, Any]:
         """Return the problem as a plain dict (for JSON output)."""
@@ -127,6 +146,20 @@ class ConvergenceError(QicstatsError):
 
 class RunExistsError(QicstatsError):
     """An output folder already exists and ``overwrite`` was not requested."""
+
+
+class OutputError(QicstatsError):
+    """An output cannot be written where asked (not writable, a file, an input, not a run
+    folder that ``--overwrite`` may replace); raised before any sampling."""
+
+
+class RunFolderError(QicstatsError):
+    """A folder given as a run folder is missing, is not one, or is incomplete or damaged."""
+
+
+class RunInterrupted(QicstatsError):
+    """The run was stopped (Ctrl-C, SIGTERM, or a sampler that returned fewer draws than
+    asked); nothing was written as complete. The command line exits with code 130."""
 
 
 class IdentityError(QicstatsError):
