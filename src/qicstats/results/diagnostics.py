@@ -1,7 +1,15 @@
-"""The diagnostics gate: pass / warn / fail, with the numbers behind it."""
+"""The diagnostics gate: pass / warn / fail, with the numbers behind it.
+
+Besides R-hat, ESS, divergences, tree depth and E-BFMI, the gate fails a posterior that is
+not whole: missing (NaN or infinite) draws, an R-hat or ESS that could not be computed, no
+parameter to check at all, or fewer chains or draws than were asked for (what an interrupted
+sampler returns: nutpie hands back the draws made so far, padded with NaN). A run made with
+the fast preset (short chains) warns, so its report says so at the top.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -144,23 +152,107 @@ def _min_over(ds: Any) -> tuple[float, str]:
     return best, name
 
 
+def _asked(idata: xr.DataTree) -> tuple[int | None, int | None, str | None]:
+    """(draws per chain, chains, preset) that :func:`qicstats.inference.fit` recorded."""
+    attrs = getattr(idata, "attrs", {}) or {}
+    draws = chains = None
+    try:
+        s = json.loads(attrs.get("qicstats_sampler", "{}"))
+        draws = int(s["draws"]) if "draws" in s else None
+        chains = int(s["chains"]) if "chains" in s else None
+    except (TypeError, ValueError, KeyError):
+        pass
+    preset = attrs.get("qicstats_preset")
+    return draws, chains, (str(preset) if preset else None)
+
+
+def _not_whole(post: Any, var_names: list[str]) -> tuple[list[str], list[str]]:
+    """(parameters with non-finite draws, parameters left out as constant)."""
+    bad, const = [], []
+    for v in var_names:
+        arr = np.asarray(post[v].values, dtype=float)
+        if arr.size == 0 or not np.isfinite(arr).all():
+            bad.append(v)
+        elif float(np.std(arr)) == 0.0:
+            const.append(v)
+    return bad, const
+
+
+def _undefined(ds: Any, post: Any) -> list[str]:
+    """Parameters with an R-hat/ESS that is NaN on an element whose draws vary."""
+    out = []
+    for v in ds.data_vars:
+        vals = np.atleast_1d(np.asarray(ds[v].values, dtype=float)).ravel()
+        draws = np.asarray(post[v].values, dtype=float)
+        varies = (draws.reshape(draws.shape[0] * draws.shape[1], -1).std(axis=0) > 0)
+        if vals.size == varies.size and np.any(~np.isfinite(vals) & varies):
+            out.append(v)
+        elif vals.size != varies.size and not np.isfinite(vals).all():
+            out.append(v)
+    return out
+
+
 def compute_diagnostics(idata: xr.DataTree, var_names: list[str], *,
                         thresholds: Thresholds | None = None,
-                        headline_mcse: float = float("nan")) -> Diagnostics:
-    """Run the gate over the free parameters ``var_names``."""
+                        headline_mcse: float = float("nan"),
+                        expected_draws: int | None = None,
+                        expected_chains: int | None = None) -> Diagnostics:
+    """Run the gate over the free parameters ``var_names``.
+
+    Parameters
+    ----------
+    idata : DataTree
+        The posterior (with ``sample_stats``).
+    var_names : list of str
+        The free parameters to check.
+    thresholds : Thresholds, optional
+    headline_mcse : float
+        MCSE of the overall ``att`` (reported).
+    expected_draws, expected_chains : int, optional
+        The draws per chain and chains that were asked for; fewer fail the gate (an
+        interrupted sampler returns the draws made so far). Default: what
+        :func:`qicstats.inference.fit` recorded in ``idata.attrs["qicstats_sampler"]``
+        (unchecked when absent).
+
+    Returns
+    -------
+    Diagnostics
+        ``fail`` also when draws are missing (NaN), R-hat or ESS cannot be computed, or
+        there is no parameter to check; ``warn`` (at least) for the fast preset.
+    """
     th = thresholds or Thresholds()
     post = idata.posterior
+    asked_draws, asked_chains, preset = _asked(idata)
+    expected_draws = asked_draws if expected_draws is None else int(expected_draws)
+    expected_chains = asked_chains if expected_chains is None else int(expected_chains)
     var_names = [v for v in var_names if v in post]
-    # constant parameters (e.g. a fixed simplex) have undefined R-hat/ESS: leave them out
-    var_names = [v for v in var_names if float(np.nanstd(post[v].values)) > 0]
-    rhat = az.rhat(idata, var_names=var_names)
-    ess_b = az.ess(idata, var_names=var_names, method="bulk")
-    ess_t = az.ess(idata, var_names=var_names, method="tail")
-    max_rhat, rhat_at = _max_over(rhat.dataset if hasattr(rhat, "dataset") else rhat)
-    min_b, b_at = _min_over(ess_b.dataset if hasattr(ess_b, "dataset") else ess_b)
-    min_t, t_at = _min_over(ess_t.dataset if hasattr(ess_t, "dataset") else ess_t)
+    nan_vars, const_vars = _not_whole(post, var_names)
+    # constant parameters (e.g. a fixed simplex) have undefined R-hat/ESS: leave them out;
+    # parameters with missing draws cannot be checked: they fail the gate below
+    var_names = [v for v in var_names if v not in const_vars and v not in nan_vars]
+    if var_names:
+        rhat = az.rhat(idata, var_names=var_names)
+        ess_b = az.ess(idata, var_names=var_names, method="bulk")
+        ess_t = az.ess(idata, var_names=var_names, method="tail")
+    else:
+        rhat = ess_b = ess_t = xr.Dataset()
+    rhat_ds = rhat.dataset if hasattr(rhat, "dataset") else rhat
+    ess_b_ds = ess_b.dataset if hasattr(ess_b, "dataset") else ess_b
+    ess_t_ds = ess_t.dataset if hasattr(ess_t, "dataset") else ess_t
+    undefined = sorted(set(_undefined(rhat_ds, post)) | set(_undefined(ess_b_ds, post))
+                       | set(_undefined(ess_t_ds, post))) if var_names else []
+    max_rhat, rhat_at = _max_over(rhat_ds)
+    min_b, b_at = _min_over(ess_b_ds)
+    min_t, t_at = _min_over(ess_t_ds)
+    if not var_names or not np.isfinite(max_rhat):
+        max_rhat = float("nan")
+    if not var_names or not np.isfinite(min_b):
+        min_b = float("nan")
+    if not var_names or not np.isfinite(min_t):
+        min_t = float("nan")
     ss = idata.sample_stats
-    n = int(post.sizes["chain"] * post.sizes["draw"])
+    n_chains, n_per_chain = int(post.sizes["chain"]), int(post.sizes["draw"])
+    n = int(n_chains * n_per_chain)
     div = int(np.asarray(ss["diverging"].values).sum()) if "diverging" in ss else 0
     depth_key = next((k for k in ("maxdepth_reached", "reached_max_treedepth") if k in ss), None)
     hits = int(np.asarray(ss[depth_key].values).sum()) if depth_key else 0
@@ -177,6 +269,22 @@ def compute_diagnostics(idata: xr.DataTree, var_names: list[str], *,
         reasons.append(reason)
         levels.append(level)
 
+    def names(vs: list[str]) -> str:
+        return ", ".join(vs[:5]) + (f" and {len(vs) - 5} more" if len(vs) > 5 else "")
+
+    if expected_chains is not None and n_chains < expected_chains:
+        add("fail", f"only {n_chains} of {expected_chains} chains were sampled (interrupted?)")
+    if expected_draws is not None and n_per_chain < expected_draws:
+        add("fail", f"only {n_per_chain} of {expected_draws} draws per chain were sampled "
+                    "(interrupted?)")
+    if nan_vars:
+        add("fail", f"missing (NaN or infinite) draws in {names(nan_vars)}: the sampling was "
+                    "interrupted or failed")
+    if undefined:
+        add("fail", f"R-hat or ESS could not be computed for {names(undefined)}")
+    if not var_names and not nan_vars:
+        add("fail", "no parameter could be checked (no varying free parameter in the "
+                    "posterior)")
     if max_rhat > th.rhat_fail:
         add("fail", f"max R-hat {max_rhat:.3f} > {th.rhat_fail} ({rhat_at})")
     elif max_rhat > th.rhat_warn:
@@ -194,14 +302,21 @@ def compute_diagnostics(idata: xr.DataTree, var_names: list[str], *,
         add("warn", f"maximum tree depth reached in {hits} draws")
     if np.isfinite(min_bfmi) and min_bfmi < th.bfmi_warn:
         add("warn", f"E-BFMI {min_bfmi:.2f} < {th.bfmi_warn}")
+    if preset == "fast":
+        add("warn", f"fast preset (sampler.preset: fast, {n_chains} chains x {n_per_chain} "
+                    "draws): for trying things out, never for conclusions")
     verdict = "fail" if "fail" in levels else ("warn" if levels else "pass")
+    incomplete = bool(nan_vars or undefined or not var_names)
     checks = [
         ("max R-hat", max_rhat, f"warn > {th.rhat_warn}, fail > {th.rhat_fail}",
-         _st(max_rhat > th.rhat_fail, max_rhat > th.rhat_warn)),
+         _st(incomplete or max_rhat > th.rhat_fail, max_rhat > th.rhat_warn)),
         ("min bulk ESS", min_b, f"warn < {th.ess_warn:.0f}, fail < {th.ess_fail:.0f}",
-         _st(min_b < th.ess_fail, min_b < th.ess_warn)),
+         _st(incomplete or min_b < th.ess_fail, min_b < th.ess_warn)),
         ("min tail ESS", min_t, f"warn < {th.ess_warn:.0f}, fail < {th.ess_fail:.0f}",
-         _st(min_t < th.ess_fail, min_t < th.ess_warn)),
+         _st(incomplete or min_t < th.ess_fail, min_t < th.ess_warn)),
+        ("draws per chain", float(n_per_chain),
+         "fail < asked" + (f" ({expected_draws})" if expected_draws is not None else ""),
+         _st(expected_draws is not None and n_per_chain < expected_draws, False)),
         ("divergences", float(div), f"warn > 0, fail > {th.divergences_fail_share:.1%} of draws",
          _st(div > th.divergences_fail_share * n, div > 0)),
         ("tree-depth hits", float(hits), f"warn > {th.treedepth_warn_share:.0%} of draws",
