@@ -29,6 +29,39 @@ def _binary(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return y, bad
 
 
+def cell_sums(ucodes: np.ndarray, pcodes: np.ndarray, y: np.ndarray, n_units: int,
+              n_periods: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sum 0/1 outcomes per (unit code, period code) cell.
+
+    Parameters
+    ----------
+    ucodes, pcodes : ndarray of int
+        Per row, the unit in ``0..n_units-1`` and the period in ``0..n_periods-1``.
+    y : ndarray of float
+        The 0/1 outcome per row.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(unit code, period code, numerator, denominator)`` of every cell with rows, sorted
+        by unit code then period code; counts as int64.
+    """
+    n_u, n_p = int(n_units), int(n_periods)
+    key = ucodes.astype(np.int64, copy=False) * n_p + pcodes.astype(np.int64, copy=False)
+    if n_u * n_p <= _DENSE_LIMIT:
+        den = np.bincount(key, minlength=n_u * n_p)
+        num = np.bincount(key, weights=y, minlength=n_u * n_p)
+        cells = np.flatnonzero(den)
+        den, num = den[cells], num[cells]
+    else:
+        kcodes, cells = pd.factorize(key, sort=True)
+        cells = np.asarray(cells)
+        den = np.bincount(kcodes, minlength=len(cells))
+        num = np.bincount(kcodes, weights=y, minlength=len(cells))
+    return (cells // n_p, cells % n_p, np.rint(num).astype(np.int64),
+            den.astype(np.int64))
+
+
 def aggregate_patient_rows(df: pd.DataFrame, unit: str, period: str,
                            outcome: str) -> pd.DataFrame:
     """Aggregate one-row-per-patient data to numerator/denominator per unit and period.
@@ -80,24 +113,12 @@ def aggregate_patient_rows(df: pd.DataFrame, unit: str, period: str,
     if problems:
         raise DataValidationError(problems)
 
-    n_u, n_p = len(uniq_u), len(uniq_p)
-    key = ucodes.astype(np.int64) * n_p + pcodes.astype(np.int64)
-    if n_u * n_p <= _DENSE_LIMIT:
-        den = np.bincount(key, minlength=n_u * n_p)
-        num = np.bincount(key, weights=y, minlength=n_u * n_p)
-        cells = np.flatnonzero(den)
-        den, num = den[cells], num[cells]
-    else:
-        kcodes, cells = pd.factorize(key, sort=False)
-        cells = np.asarray(cells)
-        den = np.bincount(kcodes, minlength=len(cells))
-        num = np.bincount(kcodes, weights=y, minlength=len(cells))
-    ui, pi = cells // n_p, cells % n_p
+    ui, pi, num, den = cell_sums(ucodes, pcodes, y, len(uniq_u), len(uniq_p))
     out = pd.DataFrame({
         unit: pd.Index(uniq_u).take(ui),
         period: pd.Index(uniq_p).take(pi),
-        "numerator": np.rint(num).astype(np.int64),
-        "denominator": den.astype(np.int64),
+        "numerator": num,
+        "denominator": den,
     })
     try:
         out = out.sort_values([unit, period], kind="stable", ignore_index=True)
@@ -106,4 +127,4 @@ def aggregate_patient_rows(df: pd.DataFrame, unit: str, period: str,
     return out
 
 
-__all__ = ["aggregate_patient_rows"]
+__all__ = ["aggregate_patient_rows", "cell_sums"]

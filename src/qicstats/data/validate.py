@@ -36,7 +36,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from qicstats.data.aggregate import aggregate_patient_rows
+from qicstats.data.aggregate import cell_sums
 from qicstats.data.columns import FAMILIES, FAMILY_COLUMNS, ColumnMap, infer_family
 from qicstats.data.io import NA_TOKENS, _read
 from qicstats.data.panel import PanelData, PeriodGrid
@@ -58,6 +58,13 @@ from qicstats.errors import (
 
 #: a period grid longer than this is almost surely a typo (e.g. 20204 for 2024)
 MAX_PERIODS = 20_000
+
+#: counts (numerators, denominators, events) above this in one unit and period are almost
+#: surely an error (a total, a date or an identifier in the wrong column); far below the
+#: 2**53 up to which float64 holds whole numbers exactly and int64 never overflows
+MAX_COUNT = 10**9
+#: exposures and Gaussian values beyond this magnitude overflow the likelihood's arithmetic
+MAX_MAGNITUDE = 1e15
 
 #: name given to participating units' collaborative when the data have no collaborative column
 SINGLE_COLLABORATIVE = "(collaborative)"
@@ -208,6 +215,32 @@ def _numeric(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return vals[codes], status[codes] == "bad", status[codes] == "missing"
 
 
+_PLAIN = re.compile(r"^[\w.+/:-]+$")
+
+
+def _cell(v: Any) -> str:
+    """A cell for a message: plain names bare, other text quoted (invisible characters
+    escaped), missing cells as ``(empty)``, whole floats without ``.0``."""
+    if v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and np.isnan(v)):
+        return "(empty)"
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return str(int(f)) if f.is_integer() and abs(f) < 1e16 else f"{f:g}"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    t = str(v)
+    return t if _PLAIN.match(t) else repr(t)
+
+
+def _invisible(name: str) -> bool:
+    """Whether a name holds characters that do not show (zero-width, NUL, bidi marks)."""
+    return not name.replace(" ", "").isprintable()
+
+
+def _strip_invisible(name: str) -> str:
+    return "".join(ch for ch in name if ch == " " or ch.isprintable())
+
+
 def _show(values: Iterable[Any], n: int = 3) -> str:
     seen: list[str] = []
     for v in values:
@@ -224,8 +257,8 @@ def _plural(n: int, word: str) -> str:
 
 
 _SINGULAR = {"have": "has", "are": "is", "appear": "appears", "share": "shares",
-             "belong": "belongs"}
-_RE_ONE = re.compile(r"^(1 [\w ]+?(?: \([^)]*\))?) (have|are|appear|share|belong)\b")
+             "belong": "belongs", "contain": "contains"}
+_RE_ONE = re.compile(r"^(1 [\w ]+?(?: \([^)]*\))?) (have|are|appear|share|belong|contain)\b")
 
 
 def _grammar(p: Problem) -> Problem:
@@ -353,17 +386,90 @@ class _Validator:
         self.pc.add("missing_columns", msg, file=table.name, column=", ".join(missing),
                     count=len(missing), examples=missing, hint=hint)
 
+    def _row_detail(self, table: _Table, mask: np.ndarray, column: str,
+                    detail: Any = None, n: int = 2) -> str:
+        """``line 7: unit A1, period 2022-07, numerator 45`` for the first ``n`` rows."""
+        df, cm = table.df, self.cmap
+        out = []
+        for i in np.flatnonzero(np.asarray(mask, dtype=bool))[:n]:
+            lab = df.index[i]
+            where = (f"line {int(lab) + table.line_offset}" if table.line_offset is not None
+                     else f"row {lab}")
+            bits = []
+            for col, word in ((cm.unit, "unit"), (cm.period, "period")):
+                if col in df.columns and col != column:
+                    bits.append(f"{word} {_cell(df[col].iat[i])}")
+            if detail is not None:
+                bits.append(detail(i))
+            elif column in df.columns:
+                bits.append(f"{column} {_cell(df[column].iat[i])}")
+            out.append(f"{where}: {', '.join(bits)}")
+        return "; ".join(out)
+
+    def _roles_share_a_column(self, pt: _Table, roles: list[tuple[str, str]]) -> None:
+        """Two roles read from one column (``columns: {numerator: denominator}`` leaves the
+        denominator role on its default column ``denominator`` too): the model would see
+        the same numbers twice, so it is an error."""
+        used = dict(roles)
+        for lg in ("collaborative", "join_period", "end_period"):
+            used.setdefault(lg, getattr(self.cmap, lg))
+        by_col: dict[str, list[str]] = {}
+        for lg, col in used.items():
+            by_col.setdefault(col, []).append(lg)
+        for col, lgs in by_col.items():
+            if len(lgs) < 2:
+                continue
+            self.pc.add(
+                "column_mapped_twice",
+                f"the roles {' and '.join(repr(r) for r in lgs)} would both read column "
+                f"{col!r} of {pt.name}", file=pt.name, column=col, count=len(lgs),
+                examples=lgs,
+                hint="map each role to its own column, e.g. columns: {numerator: events, "
+                     "denominator: patients}; a role you do not map reads the column of its "
+                     "own name")
+
+    def _invisible_names(self, names: list[str], table: _Table, column: str,
+                         what: str) -> None:
+        """Names with zero-width, NUL or other invisible characters: an error when two
+        names differ by them only (one unit would become two), else a warning."""
+        odd = [n for n in names if _invisible(n)]
+        if not odd:
+            return
+        plain: dict[str, list[str]] = {}
+        for n in names:
+            plain.setdefault(_strip_invisible(n), []).append(n)
+        clash = [v for v in plain.values() if len(v) > 1]
+        if clash:
+            first = clash[0]
+            self.pc.add("names_differ_by_invisible_characters",
+                        f"{_plural(len(clash), what)} appear under names that differ only by "
+                        f"invisible characters ({' and '.join(repr(x) for x in first)}), so "
+                        f"one {what} would be counted as two", file=table.name, column=column,
+                        count=len(clash), examples=[repr(x) for v in clash for x in v],
+                        hint="Remove the invisible characters (zero-width spaces, NUL, "
+                             "direction marks: often pasted from web pages or Word).")
+            return
+        self.pc.warn("invisible_characters",
+                     f"{_plural(len(odd), what + ' name')} contain invisible or control "
+                     f"characters ({', '.join(repr(x) for x in odd[:3])})", file=table.name,
+                     column=column, count=len(odd), examples=[repr(x) for x in odd],
+                     hint="Remove them (often pasted from web pages or Word): names that "
+                          "look the same then differ, e.g. between the panel and the units "
+                          "table.")
+
     def _rowwise(self, rule: str, table: _Table, column: str, mask: np.ndarray, what: str,
-                 hint: str, raw: pd.Series | None = None, severity: str = "error") -> None:
+                 hint: str, raw: pd.Series | None = None, severity: str = "error",
+                 detail: Any = None) -> None:
         n = int(np.count_nonzero(mask))
         if not n:
             return
         vals = f" (e.g. {_show(raw[mask].tolist()[:50])})" if raw is not None else ""
         where = ("examples are file line numbers" if table.line_offset is not None
                  else "examples are row labels")
-        self.pc.add(rule, f"{_plural(n, 'row')} {what}{vals}; {where}", file=table.name,
-                    column=column, count=n, examples=table.rows(mask), hint=hint,
-                    severity=severity)  # type: ignore[arg-type]
+        rows = self._row_detail(table, mask, column, detail)
+        self.pc.add(rule, f"{_plural(n, 'row')} {what}{vals} [{rows}]; {where}",
+                    file=table.name, column=column, count=n, examples=table.rows(mask),
+                    hint=hint, severity=severity)  # type: ignore[arg-type]
 
     # -- main -------------------------------------------------------------------------------
     def run(self) -> PanelData:
@@ -418,6 +524,7 @@ class _Validator:
             ctx = "(patient-level rows)" if patient else f"(needed for family {family})"
             self._missing_columns(pt, [a for _, a in miss], [lg for lg, _ in miss], ctx, exp)
         have = {lg for lg, a in need + optional if a in pcols}
+        self._roles_share_a_column(pt, need + optional)
 
         # ---- panel keys and periods ------------------------------------------------------
         n_rows = len(pdf)
@@ -425,6 +532,7 @@ class _Validator:
             ucodes, unames = _factor_keys(pdf[cm.unit])
             self._rowwise("missing_unit", pt, cm.unit, ucodes < 0, "have no unit",
                           "Fill in the unit of every row (or delete empty rows).")
+            self._invisible_names(unames, pt, cm.unit, "unit")
         else:
             ucodes, unames = np.full(n_rows, -1, dtype=np.int64), []
         grid: PeriodGrid | None = None
@@ -546,24 +654,39 @@ class _Validator:
             self._rowwise("count_not_numeric", pt, col, bad, f"have a non-numeric {role}",
                           "Counts must be whole numbers (no text, units or percent signs).",
                           raw=raw)
-            self._rowwise("count_missing", pt, col, miss, f"have no {role}",
+            tokens = (pdf.attrs.get("qicstats_na_tokens") or {}).get(col, [])
+            shown = (f" (empty, or {' / '.join(repr(t) for t in tokens[:4])}, which is read "
+                     f"as missing)") if tokens else ""
+            self._rowwise("count_missing", pt, col, miss, f"have no {role}{shown}",
                           "Fill in the count, or drop the row if the period was not measured "
-                          "(gaps are allowed).")
+                          "(gaps are allowed)"
+                          + (f"; {tokens[0]!r} means 'not available' to qicstats, so a row "
+                             f"with it has no {role}" if tokens else "") + ".")
             neg = np.nan_to_num(v, nan=0.0) < 0
             self._rowwise("count_negative", pt, col, neg, f"have a negative {role}",
                           "Counts cannot be negative.", raw=raw)
-            frac = np.isfinite(v) & (np.abs(v - np.round(v)) > 1e-9)
+            big = np.isfinite(v) & (np.abs(v) > MAX_COUNT)
+            self._rowwise("count_too_large", pt, col, big,
+                          f"have a {role} above {MAX_COUNT:,} in one unit and period",
+                          "Such counts are almost surely a mistake (a total over all units, a "
+                          "date or an identifier in the count column); give the count of "
+                          "each unit and period.", raw=raw)
+            frac = np.isfinite(v) & (np.abs(v - np.round(v)) > 1e-9) & ~big
             self._rowwise("count_fractional", pt, col, frac, f"have a fractional {role}",
                           "Counts must be whole numbers; for rates or percentages give the "
                           "numerator and denominator, or use the gaussian family.", raw=raw)
+            v = np.where(big, np.nan, v)
             out[role] = v
         if "numerator" in out and "denominator" in out:
             gt = np.nan_to_num(out["numerator"], nan=-1) > np.nan_to_num(out["denominator"],
                                                                          nan=np.inf)
+            num_v, den_v = out["numerator"], out["denominator"]
             self._rowwise("numerator_gt_denominator", pt, cm.numerator, gt,
                           "have a numerator larger than the denominator",
                           "Check whether numerator and denominator are swapped, or the "
-                          "denominator counts a different population.")
+                          "denominator counts a different population.",
+                          detail=lambda i: f"{cm.numerator} {_cell(num_v[i])} > "
+                                           f"{cm.denominator} {_cell(den_v[i])}")
         if family in ("poisson", "negbinomial"):
             if "exposure" in have:
                 col = cm.exposure
@@ -578,7 +701,12 @@ class _Validator:
                               "have an exposure of zero or less",
                               "Exposure must be > 0; drop periods without exposure.",
                               raw=pdf[col])
-                out["exposure"] = v
+                big = np.isfinite(v) & (np.abs(v) > MAX_MAGNITUDE)
+                self._rowwise("exposure_too_large", pt, col, big,
+                              f"have an exposure above {MAX_MAGNITUDE:g}",
+                              "Give the exposure in a unit that keeps it moderate (e.g. "
+                              "bed-days, not seconds).", raw=pdf[col])
+                out["exposure"] = np.where(big, np.nan, v)
             else:
                 out["exposure"] = np.ones(len(pdf))
         if family == "gaussian":
@@ -591,6 +719,12 @@ class _Validator:
                               "Values must be numbers.", raw=pdf[col])
                 self._rowwise("value_missing", pt, col, miss, f"have no {role}",
                               "Fill in the value, or drop rows for periods not measured.")
+                big = np.isfinite(v) & (np.abs(v) > MAX_MAGNITUDE)
+                self._rowwise("value_too_large", pt, col, big,
+                              f"have a {role} beyond +-{MAX_MAGNITUDE:g}",
+                              "Rescale the outcome (e.g. thousands instead of units): values "
+                              "this large overflow the model's arithmetic.", raw=pdf[col])
+                v = np.where(big, np.nan, v)
                 if role in ("se", "weight"):
                     nonpos = np.isfinite(v) & (v <= 0)
                     self._rowwise(f"{role}_not_positive", pt, col, nonpos,
@@ -635,6 +769,15 @@ class _Validator:
             if sug is not None:
                 self._missing_columns(tbl, [cm.collaborative], ["collaborative"],
                                       "(declared as a level)")
+            else:
+                pc.warn("no_collaborative_column",
+                        f"{tbl.name} has no {cm.collaborative!r} column: every unit with a "
+                        f"join period is taken to be in one collaborative, "
+                        f"{SINGLE_COLLABORATIVE!r}", file=tbl.name, column=cm.collaborative,
+                        count=1, examples=[cm.collaborative],
+                        hint="Add a collaborative column (empty for comparison units) when "
+                             "the units joined more than one collaborative, or map yours "
+                             "(--map collaborative=COLUMN).")
         other_levels = [lv for lv in levels if lv != "collaborative"]
         unit_cols: dict[str, str] = {}  # logical -> actual
         if has_collab:
@@ -721,9 +864,29 @@ class _Validator:
             dup = keyser.notna().to_numpy() & keyser.duplicated(keep=False).to_numpy()
             if dup.any():
                 dnames = sorted(set(keyser[dup]), key=_natural_key)
+                detail = ""
+                if cm.collaborative in ucols:
+                    ckeys = _keys(udf[cm.collaborative])
+                    def line_of(r: int) -> Any:
+                        one = np.zeros(len(udf), dtype=bool)
+                        one[r] = True
+                        return ut.rows(one, 1)[0]
+
+                    for name in dnames:
+                        rows = np.flatnonzero(keyser.to_numpy() == name)
+                        first_row: dict[Any, int] = {}
+                        for r in rows:
+                            first_row.setdefault(ckeys[r], int(r))
+                        if len(first_row) > 1:
+                            places = ", ".join(
+                                f"{'(none: comparison)' if c is None else repr(c)} "
+                                f"({ut.row_word} {line_of(r)})" for c, r in first_row.items())
+                            detail = (f"; unit {name!r} is listed in more than one "
+                                      f"collaborative: {places}")
+                            break
                 pc.add("duplicate_unit",
                        f"{_plural(len(dnames), 'unit')} appear more than once in the units "
-                       f"table", file=ut.name, column=cm.unit, count=len(dnames),
+                       f"table{detail}", file=ut.name, column=cm.unit, count=len(dnames),
                        examples=dnames,
                        hint="List each unit once; a unit in two collaboratives must be split "
                             "into two units.")
@@ -957,12 +1120,11 @@ class _Validator:
                 cov_data[c] = v
 
         if patient:
-            tmp = pd.DataFrame({"unit": pos[keep], "t": t[keep].astype(np.int64),
-                                "outcome": out_cols["outcome"][keep]})
-            agg = aggregate_patient_rows(tmp, "unit", "t", "outcome")
-            data = {"u": agg["unit"].to_numpy(np.int64), "t": agg["t"].to_numpy(np.int64),
-                    "numerator": agg["numerator"].to_numpy(np.int64),
-                    "denominator": agg["denominator"].to_numpy(np.int64)}
+            # unit positions and grid indices are codes already: sum straight into cells
+            # (10 million rows in a fraction of a second; no frame, no factorisation)
+            au, at, anum, aden = cell_sums(pos[keep], t[keep].astype(np.int64),
+                                           out_cols["outcome"][keep], len(final), grid.T)
+            data = {"u": au, "t": at, "numerator": anum, "denominator": aden}
             if panel_covs:
                 cov_frame = pd.DataFrame({"unit": pos[keep], "t": t[keep].astype(np.int64)})
                 for c in panel_covs:
@@ -1079,6 +1241,8 @@ class _Validator:
         # identification: needs comparison units or staggered joins
         join_errors = {"missing_join_period", "comparison_with_join_period",
                        "unparseable_join_period"} & {p.rule for p in pc.errors}
+        self._information_checks(panel, names, part, join, family, ufile, bool(join_errors),
+                                 grid)
         if not join_errors and info["has_join"]:
             n_comp = int((~part).sum())
             joins = np.unique(join[part & has_join])
@@ -1097,6 +1261,52 @@ class _Validator:
                        count=int(part.sum()), examples=names[part].tolist(),
                        hint="Add comparison units (units that never joined), or use data in "
                             "which units join at different periods.")
+
+    def _information_checks(self, panel: pd.DataFrame, names: np.ndarray, part: np.ndarray,
+                            join: np.ndarray, family: str, ufile: str | None,
+                            join_errors: bool, grid: PeriodGrid) -> None:
+        """Data that would leave the result to the prior: every denominator 0, or no
+        participating unit observed after joining (every join after its data end)."""
+        pc, cm = self.pc, self.cmap
+        if any(p.rule.startswith(("count_", "exposure_", "value_", "outcome_"))
+               for p in pc.errors):
+            return  # unusable outcome values are reported already
+        binom = family in ("binomial", "betabinomial") and "denominator" in panel.columns
+        if binom and len(panel) and float(panel["denominator"].sum()) == 0:
+            pc.add("no_information",
+                   f"every denominator is 0 ({_plural(len(panel), 'row')}): the data say "
+                   f"nothing about the outcome, so any result would be the prior",
+                   file=self.sources.get("panel"), column=cm.denominator, count=len(panel),
+                   hint="Check the denominator column (is it the right one? was it exported "
+                        "as 0 instead of the number of patients?).")
+            return
+        if join_errors or not part.any():
+            return
+        jmap = pd.Series(join, index=pd.Index(names, dtype=object))
+        pj = jmap.reindex(panel["unit"].astype(object).to_numpy()).to_numpy(dtype=float)
+        pp = pd.Series(part, index=pd.Index(names, dtype=object)).reindex(
+            panel["unit"].astype(object).to_numpy()).fillna(False).to_numpy(dtype=bool)
+        post = pp & np.isfinite(pj) & (panel["t"].to_numpy() >= pj)
+        informative = post & (panel["denominator"].to_numpy(dtype=float) > 0) if binom \
+            else post
+        if informative.any():
+            return
+        fin = part & np.isfinite(join)
+        if not fin.any():
+            return
+        last = panel.groupby("unit", sort=False)["t"].max().reindex(names).to_numpy(dtype=float)
+        i = int(np.flatnonzero(fin)[0])
+        jl = period_label(join[i] + grid.values[0], grid.freq)
+        ll = grid.labels[int(last[i])] if np.isfinite(last[i]) else "(none)"
+        why = ("their periods after joining all have a denominator of 0" if post.any()
+               else "every participating unit joins after its last observed period")
+        pc.add("no_post_join_data",
+               f"no participating unit has data after joining ({why}; e.g. unit "
+               f"{names[i]!r} joins {jl}, last observed {ll}): there is no improvement to "
+               f"estimate", file=ufile, column=cm.join_period, count=int(fin.sum()),
+               examples=names[fin].tolist(),
+               hint="Check the join periods (a wrong year?) and that the panel includes the "
+                    "periods after joining.")
 
 
 def validate(panel: Any, units: Any = None, *, family: str | None = None,
