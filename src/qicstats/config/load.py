@@ -44,6 +44,7 @@ from qicstats.config.schema import (
     split_prior_name,
 )
 from qicstats.errors import ConfigError, Problem
+from qicstats.safeyaml import MAX_YAML_BYTES, yaml_limit_problem
 
 #: key paths left out of :func:`config_hash` (they change no result)
 HASH_EXCLUDE: tuple[tuple[str, str], ...] = (("sampler", "progress"),)
@@ -52,9 +53,21 @@ _QUOTE_HINT = ("YAML reads yes/no/on/off as true/false, 2024-01-01 as a date and
                "number: put such values in quotes")
 
 
-# ---- YAML --------------------------------------------------------------------------------
+#: a config larger than this is refused before it is parsed
+MAX_CONFIG_BYTES = MAX_YAML_BYTES
+
+
+def _yaml_limits(text: str, fname: str | None) -> None:
+    """Raise ConfigError when the YAML is too deep, has too many aliases or expands too far
+    (:func:`qicstats.safeyaml.yaml_limit_problem`)."""
+    prob = yaml_limit_problem(text, fname, prefix="config")
+    if prob is not None:
+        raise ConfigError([prob])
+
+
 def _parse_yaml(text: str, fname: str | None) -> tuple[Any, yaml.Node | None, list[Problem]]:
     """(data, node tree, duplicate-key problems); a syntax error raises ConfigError."""
+    _yaml_limits(text, fname)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -81,8 +94,12 @@ def _parse_yaml(text: str, fname: str | None) -> tuple[Any, yaml.Node | None, li
 
 def _duplicate_keys(root: yaml.Node | None, fname: str | None) -> list[Problem]:
     out: list[Problem] = []
+    seen_nodes: set[int] = set()  # an aliased node is checked once, not once per alias
 
     def visit(node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        if id(node) in seen_nodes:
+            return
+        seen_nodes.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen: dict[Any, int] = {}
             for k, v in node.value:
@@ -319,17 +336,26 @@ def _raw_paths(raw: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _file_problems(raw: Mapping[str, Any], base: Path, fname: str | None,
                    root: yaml.Node | None) -> list[Problem]:
     out: list[Problem] = []
+    from qicstats.data.io import input_file_problem
+
     for key, p in _raw_paths(raw):
         full = resolve_path(p, base)
-        if full.is_file():
-            continue
         path = [int(x) if x.isdigit() else x
                 for x in key.replace("[", ".").replace("]", "").split(".")]
-        what = "is a folder, not a file" if full.is_dir() else "file not found"
-        out.append(Problem(
-            "config_file_missing", f"{_prefix(path, root)}: {what}: {full}", file=fname,
-            count=1, examples=(p,),
-            hint=f"paths are relative to the config file's folder ({base})"))
+        bad = input_file_problem(full)
+        if bad is None:
+            continue
+        rule, what, hint = bad
+        if rule == "file_not_found":
+            rule, hint = "config_file_missing", \
+                f"paths are relative to the config file's folder ({base})"
+        elif rule == "not_a_file" and full.is_dir():
+            rule, hint = "config_file_missing", \
+                f"give the file, not its folder; paths are relative to {base}"
+        else:
+            rule = "config_" + rule
+        out.append(Problem(rule, f"{_prefix(path, root)}: {what}", file=fname,
+                           count=1, examples=(p,), hint=hint))
     return out
 
 
@@ -422,13 +448,24 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | AnalysisCon
     else:
         path = Path(source)
         fname = str(source)
-        if not path.is_file():
+        from qicstats.data.io import input_file_problem
+
+        bad = input_file_problem(path, max_bytes=MAX_CONFIG_BYTES)
+        if bad is not None:
+            rule, what, hint = bad
+            if rule == "file_not_found":
+                raise ConfigError([Problem(
+                    "config_not_found", f"config file not found: {os.path.abspath(path)}",
+                    file=fname, hint="give the path of an analysis YAML; `qicstats init` "
+                    "writes one")])
             raise ConfigError([Problem(
-                "config_not_found", f"config file not found: {os.path.abspath(path)}",
-                file=fname, hint="give the path of an analysis YAML; `qicstats init` writes "
-                "one")])
+                "config_" + rule, f"the config {what}", file=fname,
+                hint={"file_too_large": f"a config is a few kilobytes of YAML (the limit is "
+                      f"{MAX_CONFIG_BYTES:,} bytes); is this the right file?",
+                      "not_regular_file": "give the analysis YAML saved on disk (pipes and "
+                      "devices are not read); `qicstats init` writes one"}.get(rule, hint))])
         try:
-            text = path.read_text(encoding="utf-8-sig")
+            text = path.read_bytes().decode("utf-8-sig")
         except (OSError, UnicodeDecodeError) as err:
             raise ConfigError([Problem(
                 "config_unreadable", f"the config file cannot be read as UTF-8 text: {err}",

@@ -466,7 +466,50 @@ def prior_issues(priors: Mapping[str, Any]) -> list[Issue]:
             if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vals):
                 issues.append(Issue((name, k), f"prior parameter '{k}' must be a number", val,
                                     rule="config_invalid_prior"))
+        issues += _prior_value_issues(name, prior.dist, prior.params)
     return issues
+
+
+#: prior parameters that must be > 0, by distribution (scales, shapes, rates)
+_POSITIVE_PARAMS: dict[str, tuple[str, ...]] = {
+    "Normal": ("sigma",), "StudentT": ("nu", "sigma"), "Cauchy": ("beta",),
+    "HalfNormal": ("sigma",), "HalfCauchy": ("beta",), "HalfStudentT": ("nu", "sigma"),
+    "Exponential": ("lam",), "Gamma": ("alpha", "beta"), "InverseGamma": ("alpha", "beta"),
+    "LogNormal": ("sigma",), "Beta": ("alpha", "beta"), "Dirichlet": ("a",),
+}
+
+
+def _prior_value_issues(name: str, dist: str, params: Mapping[str, Any]) -> list[Issue]:
+    """Parameter values outside their distribution's domain (``sigma: -1``, ``inf``,
+    ``Uniform`` with ``lower >= upper``): a prior PyMC would accept until sampling fails."""
+    import math
+
+    def numbers(v: Any) -> list[float] | None:
+        vals = v if isinstance(v, (list, tuple)) else [v]
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vals):
+            return None  # reported as "must be a number"
+        return [float(x) for x in vals]
+
+    out: list[Issue] = []
+    for k, v in params.items():
+        vals = numbers(v)
+        if vals is None:
+            continue
+        if not all(math.isfinite(x) for x in vals):
+            out.append(Issue((name, k), f"prior parameter '{k}' must be a finite number", v,
+                             hint="give a number such as 1 or 2.5", rule="config_invalid_prior"))
+        elif k in _POSITIVE_PARAMS.get(dist, ()) and not all(x > 0 for x in vals):
+            out.append(Issue((name, k), f"prior parameter '{k}' of {dist} must be > 0, given "
+                             f"{v}", v, hint=f"{k} is a scale or shape: give a positive "
+                             "number, e.g. 1", rule="config_invalid_prior"))
+    if dist == "Uniform":
+        lo, hi = numbers(params.get("lower", 0.0)), numbers(params.get("upper", 1.0))
+        if lo and hi and len(lo) == len(hi) == 1 and not lo[0] < hi[0]:
+            out.append(Issue((name,), f"Uniform prior needs lower < upper, given lower "
+                             f"{lo[0]:g} and upper {hi[0]:g}", dict(params),
+                             hint="swap them, or widen the interval",
+                             rule="config_invalid_prior"))
+    return out
 
 
 # ---- estimands, sampler, diagnostics, report ---------------------------------------------
@@ -505,18 +548,37 @@ class EstimandsSection(_Section):
         return v
 
 
+#: upper bounds of the sampler settings (beyond them a run would not finish or not fit in
+#: memory; a typo such as ``draws: 1000000000000`` is caught before anything is sampled)
+MAX_CHAINS = 64
+MAX_DRAWS = 100_000
+MAX_TUNE = 100_000
+MAX_TOTAL_DRAWS = 1_000_000
+#: what ``sampler.preset: fast`` (``qicstats run --fast``) sets: 2 chains, at most these
+FAST_PRESET: dict[str, int] = {"chains": 2, "draws": 150, "tune": 200}
+Preset = Literal["default", "fast"]
+
+
 class SamplerSection(_Section):
     """The MCMC sampler."""
 
+    preset: Preset = Field(
+        default="default",
+        description="default | fast: 2 chains x (at most 200 tune + 150 draws), for trying "
+        "things out, never for conclusions (the report and the diagnostics gate say so). "
+        "The chains, draws and tune written here are the ones used, so the resolved config, "
+        "its hash and the manifest record the short run. `qicstats run --fast` sets it.")
     backend: Backend = Field(
         default="nutpie",
         description="nutpie (fast compiled NUTS; the default) | pymc (PyMC's own NUTS) | "
         "numpyro (JAX; needs the qicstats[jax] extra).")
-    chains: StrictInt = Field(default=4, ge=1, description="Number of chains (>= 4 for reliable "
-                        "R-hat).")
-    draws: StrictInt = Field(default=1000, ge=1, description="Kept draws per chain.")
-    tune: StrictInt = Field(default=500, ge=0, description="Warm-up (tuning) draws per chain, "
-                      "discarded; raise it (e.g. 1000) when R-hat or ESS warn.")
+    chains: StrictInt = Field(default=4, ge=1, le=MAX_CHAINS,
+                              description="Number of chains (>= 4 for reliable R-hat).")
+    draws: StrictInt = Field(default=1000, ge=1, le=MAX_DRAWS,
+                             description="Kept draws per chain.")
+    tune: StrictInt = Field(default=500, ge=0, le=MAX_TUNE,
+                            description="Warm-up (tuning) draws per chain, discarded; raise it "
+                            "(e.g. 1000) when R-hat or ESS warn.")
     target_accept: Probability | Literal["auto"] = Field(
         default="auto",
         description="Target acceptance rate of NUTS in (0, 1), or auto (0.8, or 0.9 when few "
@@ -525,6 +587,31 @@ class SamplerSection(_Section):
                       description="Random seed (0 .. 2^32-1): the same config, data and seed "
                       "give the same draws.")
     progress: StrictBool = Field(default=True, description="Show a progress bar while sampling.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        """``preset: fast`` shortens the chains here, so every record shows what was run."""
+        if not isinstance(data, Mapping) or data.get("preset") != "fast":
+            return data
+        out = dict(data)
+        out["chains"] = FAST_PRESET["chains"]
+        for key, default in (("draws", 1000), ("tune", 500)):
+            v = out.get(key, default)
+            if isinstance(v, int) and not isinstance(v, bool):
+                out[key] = min(v, FAST_PRESET[key])
+        return out
+
+    @model_validator(mode="after")
+    def _total(self) -> "SamplerSection":
+        total = self.chains * self.draws
+        if total > MAX_TOTAL_DRAWS:
+            raise ConfigIssues([Issue(
+                ("draws",), f"chains x draws = {self.chains} x {self.draws} = {total:,} kept "
+                f"draws, more than the {MAX_TOTAL_DRAWS:,} a run may keep", self.draws,
+                hint="4 chains x 1000 draws is usually plenty; raise draws only when the "
+                "gate asks for more ESS")])
+        return self
 
 
 class DiagnosticsSection(_Section):

@@ -311,17 +311,34 @@ def _as_bool(x: Any) -> bool | None:
     return None
 
 
+#: a codebook is a few kilobytes of YAML
+CODEBOOK_MAX_BYTES = 1 << 20
+
+
 def _read_source(source: str | Path | Mapping[str, Any], col: ProblemCollector
                  ) -> tuple[Any, str | None]:
     if isinstance(source, Mapping):
         return source, None
+    from qicstats.data.io import read_text_file
+    from qicstats.errors import DataValidationError
+
     path = Path(source)
     fname = str(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as err:
-        col.add(RULE, f"cannot read the codebook: {err.strerror or err}", file=fname,
-                hint="check the path to the codebook YAML")
+        # UTF-8, else cp1252/Latin-1 (a codebook saved by Excel or an older editor); only
+        # regular files of a sane size (a FIFO would block, /dev/zero never ends)
+        text, _enc = read_text_file(path, max_bytes=CODEBOOK_MAX_BYTES)
+    except DataValidationError as err:
+        p = err.problems[0]
+        col.add(RULE, f"cannot read the codebook: {p.message}", file=fname,
+                hint=p.hint or "check the path to the codebook YAML")
+        return None, fname
+    from qicstats.safeyaml import yaml_limit_problem
+
+    limit = yaml_limit_problem(text, fname, prefix="codebook")
+    if limit is not None:
+        col.add(RULE, f"cannot read the codebook: {limit.message}", file=fname,
+                hint=limit.hint)
         return None, fname
     try:
         return yaml.load(text, Loader=_Yaml12Loader), fname  # noqa: S506 - safe subclass
