@@ -19,23 +19,40 @@ A run folder (a public contract: extend, never rename) holds
 ``report.html``            the self-contained report
 =========================  ===========================================================
 
-The folder is built under a temporary name next to its destination and renamed into place
-at the end, so an interrupted run never leaves a folder that looks complete, and an existing
-folder is only replaced with ``overwrite=True``.
+The folder is built under a temporary name next to its destination
+(``.<name>.partial-<pid>-<random>``, created before anything is read, so an output that
+cannot be written fails at once) and renamed into place at the end, so an interrupted run
+never leaves a folder that looks complete. Leftovers of runs that were killed are removed
+by the next run into the same place (or reported when their process may still be alive).
+
+``overwrite=True`` replaces only a qicstats run folder: one whose ``manifest.json`` says so
+and which holds only run files; never a folder holding the config or an input file.
+Ctrl-C and SIGTERM stop a run cleanly: nothing is written, and a sampler that returns fewer
+draws than asked (nutpie hands back the partial trace on an interrupt) raises
+:class:`~qicstats.errors.RunInterrupted` instead of writing a result. The CSV tables are
+safe to open in a spreadsheet: a text cell starting with ``=``, ``+``, ``-``, ``@`` (or a
+tab or carriage return) gets a leading ``'`` so it is never run as a formula.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
+import signal
 import sys
+import threading
 import time
 import uuid
+import warnings as _warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from qicstats.config import (
@@ -46,10 +63,21 @@ from qicstats.config import (
     load_config,
     model_spec,
 )
+from qicstats.config.schema import FAST_PRESET
 from qicstats.data import validate
 from qicstats.data.columns import ColumnMap
+from qicstats.data.io import csv_safe
 from qicstats.data.panel import PanelData
-from qicstats.errors import DataValidationError, Problem, RunExistsError
+from qicstats.errors import (
+    ConfigError,
+    DataValidationError,
+    OutputError,
+    Problem,
+    QicstatsError,
+    RunExistsError,
+    RunFolderError,
+    RunInterrupted,
+)
 from qicstats.indicators import (
     IndicatorCodes,
     IndicatorMatrix,
@@ -156,7 +184,7 @@ def prepare(config: AnalysisConfig | str | os.PathLike[str], *,
     progress(f"data valid: {data.n_units} units x {data.periods.T} periods "
              f"({time.perf_counter() - t0:.1f} s)")
     codes = im = None
-    warnings = list(data.warnings)
+    warnings = list(data.warnings) + _horizon_problems(cfg, data)
     if cfg.indicators is not None:
         from qicstats.indicators import load_codebook
 
@@ -176,6 +204,42 @@ def prepare(config: AnalysisConfig | str | os.PathLike[str], *,
     progress(f"model built: {len(qm.free_parameter_names())} parameter blocks, family "
              f"{qm.family}, trend {qm.spec.trend}")
     return Analysis(cfg, data, codes, im, qm, warnings)
+
+
+def _horizon_problems(cfg: AnalysisConfig, data: PanelData) -> list[Problem]:
+    """``estimands.horizons`` against the data: a horizon no participating unit reaches
+    (join + h beyond the last period) is an error; one only some reach, a warning."""
+    units = data.units
+    part = units["collaborative"].notna().to_numpy()
+    join = units["join_t"].to_numpy(dtype=float, na_value=np.nan)
+    join = join[part & np.isfinite(join)]
+    if not join.size:
+        return []
+    T = data.periods.T
+    fname = str(cfg.source.name) if cfg.source is not None else None
+    longest = int(T - 1 - join.min())
+    errors, warns = [], []
+    for i, h in enumerate(cfg.estimands.horizons):
+        reach = int(np.sum(join + h <= T - 1))
+        if reach == 0:
+            errors.append(Problem(
+                "horizon_beyond_data",
+                f"estimands.horizons[{i}]: {h} periods after joining is beyond the data "
+                f"({data.periods.labels[0]}..{data.periods.labels[-1]}): no participating "
+                f"unit is followed that long (the longest follow-up is {longest} periods)",
+                file=fname, count=1, examples=(h,),
+                hint=f"give horizons between 0 and {longest}, e.g. [{min(12, longest)}]"))
+        elif reach < join.size:
+            warns.append(Problem(
+                "horizon_partly_beyond_data",
+                f"estimands.horizons[{i}]: att_horizon_{h} averages over the {reach} of "
+                f"{join.size} participating units whose join + {h} periods lies within the "
+                f"data", file=fname, count=join.size - reach, examples=(h,),
+                hint="legal; units that joined late are not followed that long",
+                severity="warning"))
+    if errors:
+        raise ConfigError(errors, warns)
+    return warns
 
 
 def validate_config(config: AnalysisConfig | str | os.PathLike[str]) -> Analysis:
@@ -204,22 +268,99 @@ def fit_analysis(an: Analysis, *, progress: Progress = _quiet, sampler: SamplerC
     progress(f"sampling: {sc.backend}, {sc.chains} chains x ({sc.tune} tune + {sc.draws} draws), "
              f"seed {sc.seed}")
     prov = {"config_hash": config_hash(an.config), "run_name": an.config.name,
-            "data_files": data_file_hashes(an.config)}
+            "data_files": data_file_hashes(an.config), "preset": an.config.sampler.preset}
     idata = fit(an.qmodel, sc, provenance=prov)
     return FitResult(an.qmodel, idata, options=opts, thresholds=th, name=an.config.name)
 
 
-def _fast_sampler(sc: SamplerConfig) -> SamplerConfig:
-    """Honour ``QICSTATS_FAST=1`` (documented: notebooks and CI use short chains)."""
+#: how a run came to use the fast preset (recorded in the manifest)
+FastSource = str
+
+
+def with_preset(cfg: AnalysisConfig, preset: str) -> AnalysisConfig:
+    """A copy of ``cfg`` with ``sampler.preset`` set (``"fast"`` shortens the chains, see
+    :data:`~qicstats.config.schema.FAST_PRESET`); validated again, paths kept."""
+    raw = cfg.model_dump(mode="json")
+    raw["sampler"]["preset"] = preset
+    return AnalysisConfig.model_validate(raw).with_base_dir(cfg.base_dir, cfg.source)
+
+
+def _fast_config(cfg: AnalysisConfig, fast: bool, progress: Progress
+                 ) -> tuple[AnalysisConfig, str | None]:
+    """Apply ``--fast`` / the deprecated ``QICSTATS_FAST=1``; (config, how fast came)."""
+    if cfg.sampler.preset == "fast":
+        return cfg, "config"
+    if fast:
+        return with_preset(cfg, "fast"), "--fast"
     if os.environ.get("QICSTATS_FAST") == "1":
-        from dataclasses import replace
+        msg = ("QICSTATS_FAST=1 is deprecated: use `qicstats run --fast` or sampler.preset: "
+               "fast (recorded the same way)")
+        _warnings.warn(msg, DeprecationWarning, stacklevel=3)
+        progress(msg)
+        return with_preset(cfg, "fast"), "QICSTATS_FAST=1 (deprecated)"
+    return cfg, None
 
-        return replace(sc, chains=2, draws=min(sc.draws, 150), tune=min(sc.tune, 200))
-    return sc
+
+# ---- interrupts -----------------------------------------------------------------------------
+class _Stop:
+    """Which signal stopped the run (``None`` while running)."""
+
+    signal: str | None = None
 
 
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[_Stop]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt (and are remembered) while a run is on.
+
+    nutpie and PyMC catch the KeyboardInterrupt and return the draws made so far; the
+    remembered signal lets the run stop there instead of writing a result. Only the main
+    thread can install handlers; elsewhere the defaults stay (and the draw count still
+    catches a partial trace).
+    """
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        stop.signal = signal.Signals(signum).name
+        raise KeyboardInterrupt(stop.signal)
+
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # pragma: no cover - not the main interpreter
+            continue
+    try:
+        yield stop
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def _check_complete(idata: Any, sc: SamplerConfig, stop: _Stop) -> None:
+    """Raise :class:`RunInterrupted` for a partial trace (or a remembered signal)."""
+    post = idata.posterior
+    chains, draws = int(post.sizes.get("chain", 0)), int(post.sizes.get("draw", 0))
+    missing = [v for v in post.data_vars
+               if np.asarray(post[v].values).dtype.kind == "f"
+               and not np.isfinite(np.asarray(post[v].values)).all()]
+    if stop.signal is not None:
+        raise RunInterrupted(f"stopped by {stop.signal} while sampling ({draws} of "
+                             f"{sc.draws} draws per chain made); nothing was written")
+    if chains < sc.chains or draws < sc.draws or missing:
+        raise RunInterrupted(
+            f"the sampler returned {draws} of {sc.draws} draws per chain ({chains} of "
+            f"{sc.chains} chains" + (f"; chains stopped early: missing draws in "
+                                     f"{', '.join(missing[:3])}" if missing else "")
+            + "): it was interrupted; nothing was written")
+
+
+# ---- the run ----------------------------------------------------------------------------
 def run(config: AnalysisConfig | str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None,
-        overwrite: bool = False, progress: Progress = _quiet, report: bool = True) -> RunResult:
+        overwrite: bool = False, progress: Progress = _quiet, report: bool = True,
+        fast: bool = False) -> RunResult:
     """Run an analysis end to end and write its run folder.
 
     Parameters
@@ -228,62 +369,195 @@ def run(config: AnalysisConfig | str | os.PathLike[str], *, out: str | os.PathLi
     out : path, optional
         The run folder (default ``runs/<name>`` next to the config file).
     overwrite : bool
-        Replace an existing folder; otherwise :class:`RunExistsError`.
+        Replace an existing run folder (only one written by qicstats; see the module
+        docstring); otherwise :class:`RunExistsError`.
     progress : callable, optional
         Receives one line per step (the CLI prints them).
     report : bool
         Render ``report.html``.
+    fast : bool
+        Use the fast preset (``sampler.preset: fast``: 2 short chains, for trying things
+        out); recorded in the resolved config, its hash, the manifest and the report.
+        ``QICSTATS_FAST=1`` does the same (deprecated).
 
     Returns
     -------
     RunResult
         With ``exit_code`` 0 (pass, or warn when not strict) or 1.
+
+    Raises
+    ------
+    ConfigError, DataValidationError
+        Invalid config or data (before anything is sampled).
+    RunExistsError, OutputError
+        The run folder exists, may not be replaced or cannot be written (checked first).
+    RunInterrupted
+        The sampler returned fewer draws than asked (an interrupt); nothing was written.
+    KeyboardInterrupt
+        Ctrl-C or SIGTERM outside the sampler; nothing was written.
     """
     cfg = config if isinstance(config, AnalysisConfig) else load_config(config)
+    cfg, fast_source = _fast_config(cfg, fast, progress)
     base = cfg.base_dir
     folder = Path(out) if out is not None else Path(base) / "runs" / cfg.name
-    folder = folder.resolve()
+    folder = Path(os.path.abspath(folder))
     _check_destination(folder, cfg, overwrite)
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
-    an = prepare(cfg, progress=progress)
-    timings["prepare_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    _, _, sc = _options(cfg)
-    result = fit_analysis(an, progress=progress, sampler=_fast_sampler(sc))
-    timings["sampling_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    dg = result.diagnostics()
-    progress(dg.headline())
-    sens = None
-    if cfg.indicators is not None and cfg.indicators.sensitivity_by_coder:
-        sens = coder_sensitivity(an, progress=progress)
-    tmp = folder.parent / f".{folder.name}.partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
+    _sweep_leftovers(folder, progress)
+    created = _make_parents(folder.parent)
+    tmp = folder.parent / f".{folder.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        manifest = _write_folder(tmp, an, result, sens, timings, report=report, progress=progress)
-        timings["outputs_s"] = time.perf_counter() - t
-        manifest["timings"] = {k: round(v, 2) for k, v in timings.items()}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        _move_into_place(tmp, folder, overwrite)
+        tmp.mkdir()
+    except OSError as err:
+        _remove_empty(created)
+        raise OutputError(f"cannot write the run folder {folder}: {err.strerror or err} "
+                          f"(in {folder.parent}); choose a writable --out") from None
+    try:
+        with _stop_on_signals() as stop:
+            timings: dict[str, float] = {}
+            t = time.perf_counter()
+            an = prepare(cfg, progress=progress)
+            timings["prepare_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            _, _, sc = _options(cfg)
+            result = fit_analysis(an, progress=progress, sampler=sc)
+            _check_complete(result.idata, sc, stop)
+            timings["sampling_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            dg = result.diagnostics()
+            progress(dg.headline())
+            sens = None
+            if cfg.indicators is not None and cfg.indicators.sensitivity_by_coder:
+                sens = coder_sensitivity(an, progress=progress, stop=stop)
+            manifest = _write_folder(tmp, an, result, sens, timings, report=report,
+                                     progress=progress, folder=folder,
+                                     fast_source=fast_source)
+            timings["outputs_s"] = time.perf_counter() - t
+            manifest["timings"] = {k: round(v, 2) for k, v in timings.items()}
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True)
+                                               + "\n")
+            _move_into_place(tmp, folder, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty(created)
         raise
     progress(f"run folder written: {folder}")
     return RunResult(an, result, folder, manifest, sens)
 
 
+def _is_within(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or inside it (symlinks resolved)."""
+    try:
+        Path(os.path.realpath(path)).relative_to(Path(os.path.realpath(folder)))
+    except ValueError:
+        return False
+    return True
+
+
+def is_run_folder(folder: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` holds a ``manifest.json`` written by ``qicstats run``."""
+    try:
+        m = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(m, dict) and "qicstats_run" in m
+
+
 def _check_destination(folder: Path, cfg: AnalysisConfig, overwrite: bool) -> None:
-    inputs = [p for _, p in cfg.paths.items()]
-    for p in inputs:
-        try:
-            Path(p).resolve().relative_to(folder)
-        except ValueError:
+    """Every reason not to write ``folder``, before anything is read or sampled."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"the run folder {folder} exists and is not a folder (a file or a "
+                          "device); give --out a folder")
+    protected = [("config", cfg.source)] if cfg.source is not None else []
+    protected += [(f"input ({key})", p) for key, p in cfg.paths.items()]
+    for what, p in protected:
+        if p is not None and _is_within(Path(p), folder):
+            raise OutputError(f"the run folder {folder} contains the {what} file {p}; a run "
+                              "folder is replaced as a whole, so choose another --out (e.g. "
+                              f"{folder / 'runs' / cfg.name})")
+    if not folder.is_dir():
+        return
+    entries = sorted(p.name for p in folder.iterdir())
+    if not entries:
+        return
+    if not overwrite:
+        raise RunExistsError(f"run folder {folder} already exists; use --overwrite to replace "
+                             "it or --out to write elsewhere")
+    if not is_run_folder(folder):
+        raise OutputError(f"--overwrite replaces only a qicstats run folder, and {folder} is "
+                          "not one (no manifest.json written by qicstats run); nothing was "
+                          "deleted: choose another --out, or empty the folder yourself")
+    foreign = [e for e in entries if e not in RUN_FILES]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more"
+                                          if len(foreign) > 5 else "")
+        raise OutputError(f"--overwrite would delete files that qicstats did not write in "
+                          f"{folder}: {shown}; move them out, or choose another --out")
+
+
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-(?:(?P<pid>\d+)-)?[0-9a-f]{8}$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def leftovers(folder: str | os.PathLike[str]) -> list[tuple[Path, bool]]:
+    """Hidden leftovers of interrupted runs into ``folder`` (``.<name>.partial-*`` being
+    built, ``.<name>.old-*`` being replaced): ``[(path, removable)]``, removable when the
+    process that made it is gone."""
+    folder = Path(folder)
+    out: list[tuple[Path, bool]] = []
+    try:
+        siblings = list(folder.parent.iterdir())
+    except OSError:
+        return out
+    for p in siblings:
+        m = _LEFTOVER.match(p.name)
+        if not m or m["name"] != folder.name or not p.is_dir():
             continue
-        raise RunExistsError(f"the run folder {folder} contains input file {p}; choose another --out")
-    if folder.exists() and any(folder.iterdir()) and not overwrite:
-        raise RunExistsError(f"run folder {folder} already exists; use --overwrite to replace it "
-                             "or --out to write elsewhere")
+        pid = int(m["pid"]) if m["pid"] else None
+        out.append((p, pid is not None and pid != os.getpid() and not _pid_alive(pid)))
+    return sorted(out)
+
+
+def _sweep_leftovers(folder: Path, progress: Progress) -> None:
+    for p, removable in leftovers(folder):
+        if removable:
+            shutil.rmtree(p, ignore_errors=True)
+            progress(f"removed {p.name}, left by an interrupted run")
+        else:
+            progress(f"note: {p} looks like the leftover of an interrupted run (its process "
+                     "may still be running); delete it if no qicstats run is writing there")
+
+
+def _make_parents(parent: Path) -> list[Path]:
+    """Create ``parent`` and its missing ancestors; the ones created, deepest first."""
+    created: list[Path] = []
+    p = parent
+    while not p.exists() and p != p.parent:
+        created.append(p)
+        p = p.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        _remove_empty(created)
+        raise OutputError(f"cannot create the folder {parent}: {err.strerror or err}; "
+                          "choose a writable --out") from None
+    return created
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    for d in dirs:  # deepest first
+        try:
+            d.rmdir()
+        except OSError:
+            break
 
 
 def _move_into_place(tmp: Path, folder: Path, overwrite: bool) -> None:
@@ -291,7 +565,10 @@ def _move_into_place(tmp: Path, folder: Path, overwrite: bool) -> None:
     if folder.exists():
         if not overwrite and any(folder.iterdir()):
             raise RunExistsError(f"run folder {folder} appeared while running; not replaced")
-        old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+        if any(folder.iterdir()) and not is_run_folder(folder):
+            raise OutputError(f"{folder} changed while running and is no longer a run "
+                              "folder; not replaced")
+        old = folder.parent / f".{folder.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         folder.rename(old)
     tmp.rename(folder)
     if old is not None:
@@ -299,11 +576,21 @@ def _move_into_place(tmp: Path, folder: Path, overwrite: bool) -> None:
 
 
 def _csv(df: pd.DataFrame, path: Path) -> None:
-    df.to_csv(path, index=False, float_format=CSV_FLOAT, lineterminator="\n")
+    csv_safe(df).to_csv(path, index=False, float_format=CSV_FLOAT, lineterminator="\n")
+
+
+def _relative_base(base: Path, folder: Path) -> str | None:
+    """The config's folder relative to the run folder (no absolute paths in run folders)."""
+    try:
+        return Path(os.path.relpath(os.path.abspath(base), os.path.abspath(folder))).as_posix()
+    except ValueError:  # another drive (Windows): the run cannot point back to its data
+        return None
 
 
 def _write_folder(tmp: Path, an: Analysis, result: FitResult, sens: pd.DataFrame | None,
-                  timings: dict[str, float], *, report: bool, progress: Progress) -> dict[str, Any]:
+                  timings: dict[str, float], *, report: bool, progress: Progress,
+                  folder: Path | None = None, fast_source: str | None = None
+                  ) -> dict[str, Any]:
     cfg = an.config
     (tmp / "config.resolved.yaml").write_text(dump_config(cfg))
     result.save(tmp / "posterior.nc")
@@ -335,9 +622,13 @@ def _write_folder(tmp: Path, an: Analysis, result: FitResult, sens: pd.DataFrame
         "config_hash": config_hash(cfg),
         "data_hash": an.qmodel.data_hash,
         "data_files": data_file_hashes(cfg),
-        "config_base_dir": str(cfg.base_dir),
+        "config_base_dir": _relative_base(cfg.base_dir, folder if folder is not None
+                                          else tmp),
         "seed": cfg.sampler.seed,
         "sampler": cfg.sampler.model_dump(mode="json"),
+        "fast": {"preset": cfg.sampler.preset == "fast", "source": fast_source,
+                 "settings": dict(FAST_PRESET)} if cfg.sampler.preset == "fast"
+        else {"preset": False, "source": None},
         "diagnostics": dg.to_dict(),
         "verdict": dg.verdict,
         "strict": cfg.diagnostics.strict,
@@ -363,7 +654,8 @@ def _write_folder(tmp: Path, an: Analysis, result: FitResult, sens: pd.DataFrame
     return manifest
 
 
-def coder_sensitivity(an: Analysis, *, progress: Progress = _quiet) -> pd.DataFrame:
+def coder_sensitivity(an: Analysis, *, progress: Progress = _quiet,
+                      stop: _Stop | None = None) -> pd.DataFrame:
     """Refit with each coder's codes alone (``consensus="coder:<name>"``).
 
     Returns the indicator estimands (contrasts and ``att``) of every refit, with a ``coder``
@@ -378,7 +670,8 @@ def coder_sensitivity(an: Analysis, *, progress: Progress = _quiet) -> pd.DataFr
         progress(f"sensitivity: refitting with coder {name}'s codes")
         im = encode(an.codes, an.data, consensus=f"coder:{name}", indicators=an.config.indicators.use)
         qm = build(an.data, an.qmodel.spec, im)
-        idata = fit(qm, _fast_sampler(sc))
+        idata = fit(qm, sc, provenance={"preset": an.config.sampler.preset})
+        _check_complete(idata, sc, stop or _Stop())
         fr = FitResult(qm, idata, options=opts, thresholds=th, name=f"coder:{name}")
         e = fr.estimands()
         e = e[e["scope"].isin(["overall", "indicator"])].copy()
@@ -398,16 +691,51 @@ def load_run(folder: str | os.PathLike[str]) -> RunResult:
         When the data files changed since the run.
     """
     folder = Path(folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = _read_manifest(folder)
     cfg_path = folder / "config.resolved.yaml"
+    for name in ("config.resolved.yaml", "posterior.nc"):
+        if not (folder / name).is_file():
+            raise RunFolderError(f"{folder} is an incomplete run folder: {name} is missing; "
+                                 "run the analysis again (qicstats run CONFIG --out "
+                                 f"{folder} --overwrite)")
     original = manifest.get("config_base_dir")
+    if isinstance(original, str) and original and not os.path.isabs(original):
+        original = os.path.normpath(os.path.join(os.path.abspath(folder), original))
     cfg = load_config(cfg_path, base_dir=original) if original else load_config(cfg_path)
     an = prepare(cfg)
-    result = FitResult.load(folder / "posterior.nc", an.qmodel)
+    try:
+        result = FitResult.load(folder / "posterior.nc", an.qmodel)
+    except (QicstatsError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # noqa: BLE001 - a truncated or damaged NetCDF file
+        raise RunFolderError(f"{folder / 'posterior.nc'} cannot be read ({type(err).__name__}: "
+                             f"{str(err)[:160]}): the run folder is damaged or was truncated; "
+                             "run the analysis again") from None
     sens = None
     if (folder / "sensitivity_by_coder.csv").exists():
         sens = pd.read_csv(folder / "sensitivity_by_coder.csv")
     return RunResult(an, result, folder, manifest, sens)
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest of a run folder, or :class:`RunFolderError` saying what is wrong."""
+    if not folder.exists():
+        raise RunFolderError(f"run folder not found: {folder}")
+    if not folder.is_dir():
+        raise RunFolderError(f"{folder} is a file, not a run folder; give the folder "
+                             "`qicstats run` wrote")
+    path = folder / "manifest.json"
+    if not path.is_file():
+        raise RunFolderError(f"{folder} is not a qicstats run folder (it has no "
+                             "manifest.json); give a folder written by `qicstats run`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise RunFolderError(f"{path} cannot be read ({err}): the run folder is damaged or "
+                             "was truncated; run the analysis again") from None
+    if not isinstance(manifest, dict) or "qicstats_run" not in manifest:
+        raise RunFolderError(f"{path} was not written by `qicstats run`; give a run folder")
+    return manifest
 
 
 def render_runs_report(runs: list[RunResult], *, title: str | None = None) -> str:

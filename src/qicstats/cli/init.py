@@ -2,7 +2,8 @@
 
 Validates the data first (exit 2 with every problem when they are bad), picks defaults from
 them (family, levels, trend, horizons, direction of improvement) and writes every key of the
-config with a comment saying what it does. Never overwrites a file without ``--overwrite``.
+config with a comment saying what it does. Never overwrites a file without ``--overwrite``,
+and never an input file (the output must be a ``.yaml``/``.yml`` file).
 """
 
 from __future__ import annotations
@@ -53,6 +54,14 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.indicators) != bool(args.codebook):
         raise QicstatsError("--indicators and --codebook go together: give both")
+    from pathlib import Path
+
+    from qicstats.cli.report import check_output_file
+
+    inputs = [Path(p) for p in (args.panel, args.units, args.indicators, args.codebook,
+                                args.mapping) if p]
+    check_output_file(Path(args.output), suffixes=(".yaml", ".yml"), inputs=inputs,
+                      overwrite=args.overwrite, what="config")
     columns = _parse_mapping(args.mapping_roles)
     res = write_init_config(
         args.panel, args.output, units=args.units, indicators=args.indicators,

@@ -15,12 +15,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "runs/<name> next to the config) gets config.resolved.yaml, manifest.json, "
         "posterior.nc, summary.csv, estimands.csv, diagnostics.csv and report.html, among "
         "others. Exit codes: 0 done (diagnostics passed, or warned without strict mode), "
-        "1 diagnostics failed (or warned under diagnostics.strict), 2 invalid input or config. "
-        "Set QICSTATS_FAST=1 for a quick, short-chain run (not for conclusions).")
+        "1 diagnostics failed (or warned under diagnostics.strict), 2 invalid input or config "
+        "(or an output that cannot be written; checked before sampling), 3 internal error, "
+        "130 interrupted (Ctrl-C, SIGTERM: nothing is written). --fast gives a quick, "
+        "short-chain run (not for conclusions), recorded as such.")
     p.add_argument("config", help="the analysis config (YAML)")
     p.add_argument("--out", "-o", help="run folder (default: runs/<name> next to the config)")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing run folder")
+                   help="replace an existing run folder (only one written by qicstats run)")
+    p.add_argument("--fast", action="store_true",
+                   help="sampler.preset fast: 2 chains x (200 tune + 150 draws), for trying "
+                   "things out, never for conclusions (recorded in the resolved config, its "
+                   "hash, the manifest and the report)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     return p
@@ -37,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"[{time.perf_counter() - t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
     res = run_analysis(args.config, out=args.out, overwrite=args.overwrite, progress=progress,
-                       report=not args.no_report)
+                       report=not args.no_report, fast=args.fast)
     dg = res.result.diagnostics()
     banner = {"pass": "PASS", "warn": "WARN", "fail": "FAIL"}[dg.verdict]
     print(f"diagnostics: {banner} - {dg.headline()}")

@@ -94,6 +94,17 @@ def run(args: argparse.Namespace) -> int:
     outdir = Path(args.outdir)
     chart_path = outdir / f"{CHART_FILE}.{args.format}"
     summary_path = outdir / SUMMARY_FILE
+    import os
+
+    from qicstats.data.io import csv_safe
+    from qicstats.errors import OutputError
+
+    for out in (chart_path, summary_path):
+        if os.path.abspath(out) == os.path.abspath(path) or (
+                out.exists() and path.exists() and os.path.samefile(out, path)):
+            raise OutputError(f"{out} is the input file; choose another -o folder")
+    if outdir.exists() and not outdir.is_dir():
+        raise OutputError(f"-o {outdir} is not a folder")
     existing = [str(p) for p in (chart_path, summary_path) if p.exists()]
     if existing and not args.overwrite:
         raise RunExistsError(f"output file(s) already exist: {', '.join(existing)}; "
@@ -114,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     fig = res.plot()
     outdir.mkdir(parents=True, exist_ok=True)
     fig.savefig(chart_path, dpi=150)
-    summary.to_csv(summary_path, index=False)
+    csv_safe(summary).to_csv(summary_path, index=False)
     with pd.option_context("display.width", 200, "display.max_columns", 50):
         print(summary.to_string(index=False))
     print(f"\nwrote {chart_path} and {summary_path}")

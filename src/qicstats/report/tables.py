@@ -245,12 +245,27 @@ _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{
 
 
 def latex_escape(text: str) -> str:
-    """Escape LaTeX special characters in plain text."""
+    """Escape LaTeX special characters in plain text (line breaks become spaces, control
+    characters are dropped), so a cell can never end the table or run a command."""
+    text = "".join(" " if ch in "\r\n\t" else ch for ch in text
+                   if ch in "\r\n\t" or ch.isprintable())
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
-def _md_escape(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+#: Markdown characters that start markup or raw HTML in a cell
+_MD_SPECIAL = {"\\": "\\\\", "|": "\\|", "`": "\\`", "*": "\\*", "_": "\\_",
+               "[": "\\[", "]": "\\]", "<": "&lt;", ">": "&gt;", "&": "&amp;"}
+
+
+def md_escape(s: str) -> str:
+    """Escape a table cell for Markdown: pipes, backslashes, emphasis, links and code
+    marks; ``<``, ``>`` and ``&`` as HTML entities (Markdown passes raw HTML such as
+    ``<script>`` through); line breaks become spaces, control characters are dropped."""
+    s = "".join(" " if ch in "\r\n\t" else ch for ch in s if ch in "\r\n\t" or ch.isprintable())
+    return "".join(_MD_SPECIAL.get(ch, ch) for ch in s)
+
+
+_md_escape = md_escape
 
 
 def markdown_table(df: pd.DataFrame) -> str:
