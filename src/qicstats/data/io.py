@@ -17,6 +17,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -193,7 +194,7 @@ def _read(path: str | os.PathLike[str], *, sheet: str | int | None = None) -> _R
     return _read_csv(p)
 
 
-def _check_header(names: list[object], path: Path) -> None:
+def _check_header(names: Sequence[object], path: Path) -> None:
     """Raise ``duplicate_columns`` when two header cells name the same column.
 
     pandas would rename the second ``numerator`` to ``numerator.1`` and the first one would
@@ -212,7 +213,7 @@ def _check_header(names: list[object], path: Path) -> None:
         shown = "; ".join(f"{c!r} (columns {cols(pos)})" for c, pos in list(dup.items())[:5])
         raise DataValidationError([Problem(
             "duplicate_columns", f"{path.name} has more than one column named {shown}",
-            file=str(path), column=next(iter(dup)), count=len(dup), examples=list(dup),
+            file=str(path), column=next(iter(dup)), count=len(dup), examples=tuple(dup),
             hint="Rename or delete the extra column(s): qicstats cannot tell which one "
                  "holds the data.")])
 
