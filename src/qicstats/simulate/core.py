@@ -39,9 +39,10 @@ import json
 import math
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,13 +53,14 @@ from qicstats.data.panel import COMPARISON
 from qicstats.errors import ConfigError, ProblemCollector, QicstatsError, RunExistsError
 
 __all__ = [
-    "PRESETS",
-    "SimulatedQIC",
-    "simulate",
-    "simulate_patient_rows",
-    "resolve_settings",
     "DEFAULT_SEED",
     "FILE_NAMES",
+    "PRESETS",
+    "TRUTH_ROWS_FILE",
+    "SimulatedQIC",
+    "resolve_settings",
+    "simulate",
+    "simulate_patient_rows",
 ]
 
 DEFAULT_SEED = 20261122
@@ -72,6 +74,8 @@ FILE_NAMES: dict[str, str] = {
     "truth": "truth.json",
     "readme": "README.md",
 }
+#: written too when a simulation has per-row truth (the design zoo)
+TRUTH_ROWS_FILE = "truth_rows.csv"
 
 _BINOMIAL = ("binomial", "betabinomial")
 _COUNTS = ("poisson", "negbinomial")
@@ -502,6 +506,12 @@ class SimulatedQIC:
     truth : dict
         Settings, parameters, every random effect, the true indicator levels and the true
         estimands (see :func:`simulate`).
+    truth_rows : DataFrame or None
+        Designs of the zoo (:mod:`qicstats.simulate.zoo`): per panel row, the true mean as
+        observed and without the intervention and the periods since joining
+        (``truth_rows.csv``).
+    readme : str or None
+        The ``README.md`` text (``None``: written from :attr:`truth`).
     """
 
     panel: pd.DataFrame
@@ -509,6 +519,8 @@ class SimulatedQIC:
     indicators: pd.DataFrame
     codebook: dict
     truth: dict
+    truth_rows: pd.DataFrame | None = None
+    readme: str | None = None
 
     def write(self, directory: str | Path, *, overwrite: bool = False) -> dict[str, Path]:
         """Write the dataset as files into ``directory``, atomically.
@@ -554,7 +566,7 @@ class SimulatedQIC:
             self._write_files(tmp)
             if target.exists():
                 for entry in sorted(target.iterdir()):
-                    if entry.name in FILE_NAMES.values():
+                    if entry.name in FILE_NAMES.values() or entry.name == TRUTH_ROWS_FILE:
                         continue
                     if entry.is_dir():
                         shutil.copytree(entry, tmp / entry.name)
@@ -578,7 +590,10 @@ class SimulatedQIC:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return {key: target / name for key, name in FILE_NAMES.items()}
+        out = {key: target / name for key, name in FILE_NAMES.items()}
+        if self.truth_rows is not None:
+            out["truth_rows"] = target / TRUTH_ROWS_FILE
+        return out
 
     def _write_files(self, folder: Path) -> None:
         def csv(df: pd.DataFrame, name: str) -> None:
@@ -594,7 +609,9 @@ class SimulatedQIC:
             json.dump(self.truth, fh, indent=1, allow_nan=False)
             fh.write("\n")
         with open(folder / FILE_NAMES["readme"], "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(_readme(self))
+            fh.write(self.readme if self.readme is not None else _readme(self))
+        if self.truth_rows is not None:
+            csv(self.truth_rows, TRUTH_ROWS_FILE)
 
     def estimands(self) -> pd.DataFrame:
         """The true estimands of :attr:`truth` as a tidy DataFrame."""
