@@ -14,7 +14,12 @@ Defaults taken from the data
   overdispersed.
 - ``data.levels``: ``collaborative``, then ``site`` and ``team`` when the units table (or panel)
   has them and they nest.
-- ``model.trend``: ``spline`` when the period grid has at least 24 periods, else ``linear``.
+- ``model``: the trend, the effect's shape, seasonality and phases the design supports
+  (:func:`qicstats.models.resolve_structure`, the same code path as ``auto``): free period
+  effects when units not yet in a collaborative are observed after joins (comparison units,
+  staggered or stepped-wedge starts), a linear trend with seasonality for a single series;
+  an exposure-time curve; a sustainability phase when units are observed after their
+  ``end_period``. A level with a single group (one collaborative) is left out.
 - ``estimands.horizons``: ``[12]`` when the longest follow-up after joining is at least 12
   periods, else half of it.
 - ``estimands.direction``: ``increase`` for binomial-type and Gaussian outcomes, ``decrease`` for
@@ -27,16 +32,22 @@ from __future__ import annotations
 import os
 import re
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 from pydantic import BaseModel
 
 from qicstats.config.load import load_config
 from qicstats.config.schema import AnalysisConfig, IndicatorsSection
-from qicstats.errors import DataValidationError, Problem, ProblemCollector, QicstatsError
+from qicstats.errors import (
+    DataValidationError,
+    Problem,
+    ProblemCollector,
+    QicstatsError,
+)
 
 #: candidate grouping levels below the collaborative, outermost first
 LEVEL_CANDIDATES: tuple[str, ...] = ("site", "team")
@@ -158,6 +169,58 @@ def _disagreements(codes: Any) -> int:
 
 
 # ---- proposing values ---------------------------------------------------------------------
+def _propose_model(pdata: Any, family: str, levels: list[str], note: Any
+                   ) -> tuple[dict[str, Any], list[str], int, int | None]:
+    """The model section read from the design (the same code path as ``auto`` in the model:
+    :func:`qicstats.models.resolve_structure`), with a note per choice.
+
+    Returns the model values, the levels to keep, ``data.min_periods`` and the largest
+    identified exposure time (``None``: all).
+    """
+    from qicstats.models import ModelSpec, build_design, resolve_structure
+    from qicstats.models.parameterisation import pilot
+
+    spec = ModelSpec(family=family)
+    st = resolve_structure(pdata, spec)
+    summ = pdata.summary()
+    T = int(pdata.periods.T)
+    n_part, n_comp = summ["n_participating"], summ["n_comparison"]
+    joins = pdata.units["join_t"].dropna().nunique()
+    if st.single_series:
+        design = (f"a single series ({n_part} participating unit(s), no comparison units, "
+                  "one join period)")
+    elif n_comp == 0:
+        design = (f"a stepped-wedge / staggered rollout without comparison units: {n_part} "
+                  f"units start in {joins} cohorts and every unit eventually starts")
+    else:
+        design = (f"a controlled design: {n_part} participating units in {joins} start "
+                  f"period(s) and {n_comp} comparison units")
+    note("model.trend", f"Design: {design}. Trend: {st.trend}, because {st.reasons['trend']}")
+    note("model.effect", f"{st.effect}: {st.reasons['effect']}; "
+         + st.reasons.get("identification", ""))
+    if "seasonality" in st.reasons:
+        note("model.seasonality", f"{st.seasonality}: {st.reasons['seasonality']}")
+    note("model.phases", f"{st.phases}: {st.reasons['phases']}")
+    kept = [lv for lv in levels if lv in st.levels or lv not in pdata.levels]
+    if "levels" in st.reasons:
+        kept = [lv for lv in levels if lv in st.levels]
+        note("data.levels", st.reasons["levels"])
+    min_periods = min(6, T)
+    if T <= 8:
+        note("data.min_periods", f"a short panel ({T} periods): every unit has few rows; the "
+             "parameterisation of unit effects is chosen from the data")
+    if family in ("betabinomial", "negbinomial", "binomial", "poisson"):
+        d = build_design(pdata, st.apply(spec), None, structure=st)
+        disp = pilot(d).dispersion
+        kind = ("little" if disp < 1.3 else "some" if disp < 3 else "much")
+        note("data.family", f"residual dispersion of a quick fixed-effects fit {disp:.2f} "
+             f"(1 = none): {kind} overdispersion; the overdispersion prior has its mode at "
+             "none, so the data decide")
+    model = {"trend": st.trend, "effect": st.effect, "seasonality": st.seasonality,
+             "phases": st.phases}
+    return model, kept, min_periods, st.identified_max
+
+
 def propose_config(panel: str | os.PathLike[str], *, out_dir: str | os.PathLike[str] = ".",
                    units: str | os.PathLike[str] | None = None,
                    indicators: str | os.PathLike[str] | None = None,
@@ -217,7 +280,6 @@ def propose_config(panel: str | os.PathLike[str], *, out_dir: str | os.PathLike[
     candidates = [c for c in LEVEL_CANDIDATES if c in table_cols]
     pdata = _validate_levels(panel, units, columns, family, candidates)
     warnings = list(pdata.warnings)
-    summ = pdata.summary()
     levels = list(pdata.levels)
     dropped = [c for c in candidates if c not in levels]
     if dropped:
@@ -239,18 +301,14 @@ def propose_config(panel: str | os.PathLike[str], *, out_dir: str | os.PathLike[
     else:
         fam = pdata.family
 
-    T = int(pdata.periods.T)
-    trend = "spline" if T >= 24 else "linear"
-    why = ("at least 24 periods: a smooth trend is identifiable" if T >= 24
-           else "fewer than 24 periods: a straight line")
-    note("model.trend", f"{T} {pdata.periods.freq} periods: {trend} ({why})")
-    if pdata.periods.freq in ("month", "quarter") and T >= 24:
-        note("model.seasonality", f"{T} {pdata.periods.freq}s cover at least two years: "
-             "consider seasonality: true if the outcome is seasonal")
-
+    model, levels, min_periods, ident_max = _propose_model(pdata, fam, levels, note)
     fu = _follow_up(pdata)
     horizons = [12] if fu >= 12 else [fu // 2]
     note("estimands.horizons", f"the longest follow-up after joining is {fu} periods")
+    if ident_max is not None and horizons[0] > ident_max:
+        horizons = [ident_max]
+        note("estimands.horizons", f"exposure times past {ident_max} have no concurrent "
+             "comparison, so the horizon is at most that")
 
     if fam in ("poisson", "negbinomial"):
         direction = "decrease"
@@ -270,7 +328,7 @@ def propose_config(panel: str | os.PathLike[str], *, out_dir: str | os.PathLike[
         "levels": levels,
         "covariates": [],
         "freq": None,
-        "min_periods": 6,
+        "min_periods": min_periods,
     }
     role_cols = set(columns.values()) | {"unit", "collaborative", "join_period", "end_period",
                                          "period"}
@@ -283,7 +341,7 @@ def propose_config(panel: str | os.PathLike[str], *, out_dir: str | os.PathLike[
         "description": "",
         "data": data,
         "indicators": None,
-        "model": {"trend": trend},
+        "model": model,
         "estimands": {"horizons": horizons, "direction": direction},
     }
 
@@ -514,5 +572,10 @@ def write_init_config(panel: str | os.PathLike[str], output: str | os.PathLike[s
     return InitResult(out, loaded, text, pdata.summary(), notes, tuple(warnings))
 
 
-__all__ = ["InitResult", "propose_config", "render_config", "write_init_config",
-           "LEVEL_CANDIDATES"]
+__all__ = [
+    "LEVEL_CANDIDATES",
+    "InitResult",
+    "propose_config",
+    "render_config",
+    "write_init_config",
+]

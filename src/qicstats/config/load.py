@@ -28,8 +28,9 @@ import json
 import os
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Union, get_args, get_origin
+from typing import Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -580,8 +581,10 @@ def model_spec(cfg: AnalysisConfig) -> Any:
     return ModelSpec(
         family=cfg.data.family,
         trend=m.trend,
+        effect=m.effect,
         spline_knots=m.spline_knots,
         seasonality=m.seasonality,
+        phases=m.phases,
         random={k: (tuple(v) if v is not None else None) for k, v in m.random.items()},
         correlated=tuple(m.correlated),
         centered=dict(m.centered),
@@ -596,5 +599,13 @@ def model_spec(cfg: AnalysisConfig) -> Any:
     )
 
 
-__all__ = ["load_config", "dump_config", "config_dict", "canonical_json", "config_hash",
-           "data_file_hashes", "model_spec", "HASH_EXCLUDE"]
+__all__ = [
+    "HASH_EXCLUDE",
+    "canonical_json",
+    "config_dict",
+    "config_hash",
+    "data_file_hashes",
+    "dump_config",
+    "load_config",
+    "model_spec",
+]

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -40,7 +41,8 @@ from pydantic import (
 # ---- option vocabularies (kept equal to the lower layers' by tests) ----------------------
 FamilyName = Literal["binomial", "betabinomial", "poisson", "negbinomial", "gaussian"]
 FreqName = Literal["week", "month", "quarter", "year"]
-TrendName = Literal["none", "linear", "rw", "spline", "period"]
+TrendName = Literal["auto", "none", "linear", "rw", "spline", "period"]
+EffectName = Literal["step", "slope", "curve"]
 TermName = Literal["baseline", "level", "slope", "trend"]
 CodesFormat = Literal["long", "classification", "matrix"]
 Direction = Literal["increase", "decrease"]
@@ -60,7 +62,7 @@ COLUMN_ROLES: tuple[str, ...] = (
     "wave", "coder",
 )
 #: generic prior names with level-specific forms (``sd_u_site``)
-LEVEL_PRIORS: tuple[str, ...] = ("sd_u", "sd_level", "sd_slope", "sd_trend")
+LEVEL_PRIORS: tuple[str, ...] = ("sd_u", "sd_level", "sd_slope", "sd_trend", "sd_curve")
 #: generic prior names with indicator-specific forms (``ind_level_management_support``)
 INDICATOR_PRIORS: tuple[str, ...] = ("ind_main", "ind_level", "ind_slope")
 
@@ -231,7 +233,7 @@ class CodesSource(_Section):
         "first column).")
 
     @model_validator(mode="after")
-    def _format_options(self) -> "CodesSource":
+    def _format_options(self) -> CodesSource:
         issues = []
         if self.format == "long":
             for key in ("wave", "coder"):
@@ -320,18 +322,33 @@ class ModelSection(_Section):
     """The model's terms, levels and priors (maps 1:1 onto :class:`qicstats.models.ModelSpec`)."""
 
     trend: TrendName = Field(
-        default="spline",
+        default="auto",
         description="Secular trend f(t), learned from comparison units and pre-join periods: "
-        "none | linear | rw (random walk over periods) | spline (penalised cubic B-spline plus "
-        "a linear part) | period (free zero-sum period effects).")
+        "auto (from the design: period when units not yet in a collaborative are observed "
+        "after joins, linear for a single series) | none | linear | rw (random walk over "
+        "periods) | spline (penalised cubic B-spline plus a linear part) | period (free "
+        "zero-sum period effects, partially pooled).")
+    effect: EffectName = Field(
+        default="curve",
+        description="The effect's shape over time since joining: curve (one effect per period "
+        "since joining, partially pooled as a random walk: it may ramp up, plateau or fade; "
+        "the ATT averages it) | step (one level change) | slope (a level change plus a "
+        "linear change per period since joining: segmented regression). Exposure times "
+        "without a concurrent comparison are pooled and left out of the ATT.")
     spline_knots: StrictInt | None = Field(
         default=None, ge=1,
         description="spline only: number of interior knots. null: chosen from the number of "
         "periods.")
-    seasonality: StrictBool = Field(
-        default=False,
+    seasonality: StrictBool | Literal["auto"] = Field(
+        default="auto",
         description="Add zero-sum month-of-year (or quarter) effects; monthly or quarterly "
-        "data only.")
+        "data only. auto: with a parametric or smooth trend over at least two years of "
+        "such data; not with period effects (which contain them).")
+    phases: StrictBool | Literal["auto"] = Field(
+        default="auto",
+        description="A sustainability phase: units' periods after their end_period get a "
+        "further change (phase_change), and att_phase reports the improvement in each phase. "
+        "auto: when some unit is observed after its end_period.")
     random: dict[TermName, tuple[NonEmptyStr, ...] | None] = Field(
         default_factory=dict,
         description="Grouping levels with random effects, per term: {baseline|level|slope|"
@@ -344,8 +361,10 @@ class ModelSection(_Section):
     centered: dict[NonEmptyStr, StrictBool | Literal["auto"]] = Field(
         default_factory=dict,
         description="Centred (true), non-centred (false) or chosen from the data (auto) random "
-        "effects per level, 'default' for unlisted levels. Unlisted: auto (centre a level when "
-        "its groups are many and their data pin each effect down well; see docs/model.md).")
+        "effects. Keys: a level (every term of it), <term>.<level> (one term, e.g. "
+        "baseline.unit, level.site), period (the period effects), curve (the exposure-time "
+        "curve), default (the rest). Unlisted: auto (each group partially centred by how well "
+        "its data pin it down; see docs/model.md).")
     ramp: StrictInt = Field(
         default=0, ge=0,
         description="Learning period: the level change phases in linearly over this many "
@@ -366,10 +385,11 @@ class ModelSection(_Section):
         default_factory=dict,
         description="Prior overrides by name, e.g. {level_change: {dist: Normal, mu: 0, sigma: "
         "0.5}, sd_u_site: {dist: HalfNormal, sigma: 0.3}}. Names: intercept, trend_slope, "
-        "trend_sd, period_sd, season_sd, level_change, slope_change, sd_u, sd_level, sd_slope, "
-        "sd_trend (also per level: sd_u_<level>, ...), ind_main, ind_level, ind_slope (also per "
-        "indicator: ind_level_<indicator>, ...), beta, phi, alpha, sigma, ar_rho, ar_sd. Add "
-        "'on: variance' to put the distribution on the variance.")
+        "trend_sd, period_sd, season_sd, level_change, slope_change, sd_curve, phase_change, "
+        "sd_u, sd_level, sd_slope, sd_trend (also per level: sd_u_<level>, ...), ind_main, "
+        "ind_level, ind_slope (also per indicator: ind_level_<indicator>, ...), beta, phi, "
+        "alpha, sigma, ar_rho, ar_sd. Add 'on: variance' to put the distribution on the "
+        "variance, 'on: inverse_sqrt' to put it on 1/sqrt (phi, alpha).")
 
     @field_validator("priors", mode="before")
     @classmethod
@@ -603,7 +623,7 @@ class SamplerSection(_Section):
         return out
 
     @model_validator(mode="after")
-    def _total(self) -> "SamplerSection":
+    def _total(self) -> SamplerSection:
         total = self.chains * self.draws
         if total > MAX_TOTAL_DRAWS:
             raise ConfigIssues([Issue(
@@ -635,7 +655,7 @@ class DiagnosticsSection(_Section):
         "0.5%); any divergence warns.")
 
     @model_validator(mode="after")
-    def _order(self) -> "DiagnosticsSection":
+    def _order(self) -> DiagnosticsSection:
         issues = []
         if self.rhat_fail < self.rhat_warn:
             issues.append(Issue(("rhat_fail",), f"rhat_fail ({self.rhat_fail}) is below "
@@ -754,7 +774,7 @@ class AnalysisConfig(_Section):
         return v
 
     @model_validator(mode="after")
-    def _cross_sections(self) -> "AnalysisConfig":
+    def _cross_sections(self) -> AnalysisConfig:
         issues: list[Issue] = []
         levels = tuple(self.data.levels) + ("unit",)
         allowed_levels = ", ".join(levels)
@@ -771,11 +791,23 @@ class AnalysisConfig(_Section):
                 issues.append(Issue(("model", "correlated", i), f"unknown level '{lv}'", lv,
                                     hint=f"levels: {allowed_levels}",
                                     rule="config_unknown_level"))
-        for lv in m.centered:
-            if lv not in levels and lv != "default":
-                issues.append(Issue(("model", "centered", lv), f"unknown level '{lv}'", lv,
-                                    hint=f"levels: {allowed_levels}, or default",
-                                    rule="config_unknown_level"))
+        for key in m.centered:
+            term, dot, lv = key.partition(".")
+            if dot:
+                ok = term in ("baseline", "level", "slope", "trend") and lv in levels
+            else:
+                ok = key in levels or key in ("default", "period", "curve")
+            if not ok:
+                issues.append(Issue(("model", "centered", key), f"unknown level or term "
+                                    f"'{key}'", key,
+                                    hint=f"levels: {allowed_levels}; or <term>.<level> with "
+                                    "term baseline|level|slope|trend; or period, curve, "
+                                    "default", rule="config_unknown_level"))
+        if m.random.get("slope") and m.effect != "slope":
+            issues.append(Issue(("model", "random", "slope"), "random slope changes need "
+                                "effect: slope", list(m.random["slope"]),
+                                hint="set model.effect: slope, or remove random.slope",
+                                rule="config_invalid_value"))
         use = self.indicators.use if self.indicators is not None else None
         for name in m.priors:
             gen, suffix = split_prior_name(name)
@@ -839,7 +871,7 @@ class AnalysisConfig(_Section):
         )
 
     def with_base_dir(self, base_dir: str | os.PathLike[str], source: str | os.PathLike[str]
-                      | None = None) -> "AnalysisConfig":
+                      | None = None) -> AnalysisConfig:
         """A copy whose relative paths resolve against ``base_dir``."""
         new = self.model_copy()
         new._base_dir = Path(os.path.abspath(base_dir))
@@ -853,8 +885,22 @@ class AnalysisConfig(_Section):
 
 
 __all__ = [
-    "AnalysisConfig", "DataSection", "IndicatorsSection", "CodesSource", "ModelSection",
-    "EstimandsSection", "SamplerSection", "DiagnosticsSection", "ReportSection",
-    "ResolvedPaths", "ConfigIssues", "Issue", "REPORT_SECTIONS", "CONSENSUS_RULES",
-    "COLUMN_ROLES", "prior_issues", "split_prior_name", "resolve_path",
+    "COLUMN_ROLES",
+    "CONSENSUS_RULES",
+    "REPORT_SECTIONS",
+    "AnalysisConfig",
+    "CodesSource",
+    "ConfigIssues",
+    "DataSection",
+    "DiagnosticsSection",
+    "EstimandsSection",
+    "IndicatorsSection",
+    "Issue",
+    "ModelSection",
+    "ReportSection",
+    "ResolvedPaths",
+    "SamplerSection",
+    "prior_issues",
+    "resolve_path",
+    "split_prior_name",
 ]

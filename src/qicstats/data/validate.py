@@ -16,7 +16,7 @@ Rule ids (errors)
 ``not_constant_within_unit``, ``groups_not_nested``, ``unit_not_in_units_table``,
 ``period_freq_mismatch``, ``unparseable_join_period``, ``unparseable_end_period``,
 ``end_before_join``, ``missing_join_period``, ``comparison_with_join_period``,
-``missing_covariate``, ``covariate_not_numeric``, ``not_identified``; ``unknown_column_role``
+``missing_covariate``, ``covariate_not_numeric``, ``not_identified``, ``single_series`` (a warning); ``unknown_column_role``
 and ``unknown_period_freq`` raise :class:`~qicstats.errors.ConfigError`.
 
 Rule ids (warnings)
@@ -30,8 +30,9 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -1254,13 +1255,17 @@ class _Validator:
                        hint="Give participating units a collaborative and a join period.")
             elif n_comp == 0 and joins.size == 1:
                 lab = period_label(joins[0] + grid.values[0], grid.freq)
-                pc.add("not_identified",
-                       f"there are no comparison units and every unit joins at the same "
-                       f"period ({lab}): the effect of joining cannot be separated from the "
-                       f"secular trend", file=ufile, column=self.cmap.join_period,
-                       count=int(part.sum()), examples=names[part].tolist(),
-                       hint="Add comparison units (units that never joined), or use data in "
-                            "which units join at different periods.")
+                pc.warn("single_series",
+                        f"there are no comparison units and every unit joins at the same "
+                        f"period ({lab}): a single-series interrupted time series, in which "
+                        f"the effect is separated from the secular trend only by "
+                        f"extrapolating a parametric trend fitted to the periods before "
+                        f"{lab}", file=ufile, column=self.cmap.join_period,
+                        count=int(part.sum()), examples=names[part].tolist(),
+                        hint="model.trend: linear (the default `auto` chooses it, with "
+                             "seasonality for monthly or quarterly data); comparison units "
+                             "(units that never joined) would make the estimate far less "
+                             "dependent on that assumption.")
 
     def _information_checks(self, panel: pd.DataFrame, names: np.ndarray, part: np.ndarray,
                             join: np.ndarray, family: str, ufile: str | None,
@@ -1371,4 +1376,4 @@ def validate(panel: Any, units: Any = None, *, family: str | None = None,
     return v.run()
 
 
-__all__ = ["validate", "MAX_PERIODS", "SINGLE_COLLABORATIVE"]
+__all__ = ["MAX_PERIODS", "SINGLE_COLLABORATIVE", "validate"]

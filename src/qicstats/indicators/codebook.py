@@ -13,6 +13,13 @@ A codebook is a YAML file (or the equivalent dict)::
         carry_back: true                   # first wave also holds before it (default true)
         source: long                       # code / column name in coding exports (optional)
         threshold: 1                       # coding matrices: count >= threshold -> present
+        description: How much management backed the work.   # descriptive keys (optional):
+        definition: ...                    #   description, definition, notes, examples,
+        examples: [manager attends huddles]  #   kept as text for the report
+
+Levels may also be written with their descriptions, as a qualitative codebook describes its
+codes: ``levels: [{weak: "no visible backing"}, {moderate: ...}, {strong: ...}]`` or
+``levels: [{name: weak, description: ...}, ...]``.
 
 Level matching ignores case and runs of whitespace. Binary indicators also accept the built-in
 spellings ``yes/no``, ``true/false``, ``1/0`` and ``ja/nej`` (second level / first level).
@@ -25,9 +32,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -40,8 +48,10 @@ DESCRIBES: tuple[str, ...] = ("unit", "site")
 #: keys an indicator entry may have
 INDICATOR_KEYS: tuple[str, ...] = (
     "label", "type", "levels", "aliases", "role", "describes", "carry_back", "source",
-    "threshold",
+    "threshold", "description", "definition", "notes", "examples",
 )
+#: keys that describe an indicator in words (kept as text; they change nothing numeric)
+DESCRIPTIVE_KEYS: tuple[str, ...] = ("description", "definition", "notes", "examples")
 #: keys the codebook itself may have
 CODEBOOK_KEYS: tuple[str, ...] = ("indicators", "description")
 
@@ -146,6 +156,8 @@ class IndicatorSpec:
     carry_back: bool = True
     source: str | None = None
     threshold: float = 1.0
+    notes: dict[str, str] = field(default_factory=dict, compare=False)
+    level_notes: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def column(self) -> str:
@@ -218,6 +230,10 @@ class IndicatorSpec:
         if self.source is not None:
             out["source"] = self.source
         out["threshold"] = self.threshold
+        out.update(self.notes)
+        if self.level_notes:
+            out["levels"] = [{lv: self.level_notes[lv]} if lv in self.level_notes else lv
+                             for lv in self.levels]
         return out
 
 
@@ -300,6 +316,34 @@ def _label(x: Any) -> str:
     return str(x).strip()
 
 
+def _level_entry(x: Any) -> tuple[str | None, str]:
+    """A level of ``levels``: a name, ``{name: description}`` or ``{name: .., description:
+    ..}`` (also ``label``/``level`` for the name and ``definition`` for the text)."""
+    if isinstance(x, Mapping):
+        keys = {str(k).lower(): v for k, v in x.items()}
+        for nk in ("name", "level", "label", "code"):
+            if nk in keys:
+                text = next((keys[k] for k in ("description", "definition", "notes")
+                             if k in keys), "")
+                return _label(keys[nk]), _note_text(text)
+        if len(x) == 1:
+            (k, v), = x.items()
+            return _label(k), _note_text(v)
+        return None, ""
+    return _label(x), ""
+
+
+def _note_text(v: Any) -> str:
+    """Free text of a descriptive key (lists are joined with '; ')."""
+    if v is None:
+        return ""
+    if isinstance(v, (list, tuple)):
+        return "; ".join(str(x).strip() for x in v)
+    if isinstance(v, Mapping):
+        return "; ".join(f"{k}: {x}" for k, x in v.items())
+    return str(v).strip()
+
+
 def _as_bool(x: Any) -> bool | None:
     if isinstance(x, bool):
         return x
@@ -341,7 +385,7 @@ def _read_source(source: str | Path | Mapping[str, Any], col: ProblemCollector
                 hint=limit.hint)
         return None, fname
     try:
-        return yaml.load(text, Loader=_Yaml12Loader), fname  # noqa: S506 - safe subclass
+        return yaml.load(text, Loader=_Yaml12Loader), fname
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -378,11 +422,18 @@ def _parse_indicator(name: str, entry: Any, col: ProblemCollector, fname: str | 
 
     # levels
     raw_levels = entry.get("levels")
+    level_notes: dict[str, str] = {}
     levels: tuple[str, ...] = ()
     if raw_levels is not None and not isinstance(raw_levels, (list, tuple)):
         bad("levels", "'levels' must be a list", "write e.g. `levels: [weak, moderate, strong]`")
     elif raw_levels is not None:
-        levels = tuple(_label(x) for x in raw_levels)
+        parsed = [_level_entry(x) for x in raw_levels]
+        for i, (lev, _) in enumerate(parsed):
+            if lev is None:
+                bad("levels", f"level {i + 1} is a mapping without a level name",
+                    "write `{weak: description}` or `{name: weak, description: ...}`")
+        levels = tuple(lev for lev, _ in parsed if lev is not None)
+        level_notes = {lev: text for lev, text in parsed if lev is not None and text}
     if typ == "binary" and raw_levels is None:
         levels = ("no", "yes")
     if typ == "ordinal" and not levels:
@@ -460,10 +511,13 @@ def _parse_indicator(name: str, entry: Any, col: ProblemCollector, fname: str | 
         bad("threshold", f"'threshold' must be a positive number, got {threshold!r}",
             "write e.g. `threshold: 1`")
     label = entry.get("label", name)
+    notes = {k: _note_text(entry[k]) for k in DESCRIPTIVE_KEYS if entry.get(k) is not None}
 
     if len(col.problems) > n_before:
         return None
     return IndicatorSpec(
+        notes=notes, level_notes=level_notes if raw_levels is not None and isinstance(
+            raw_levels, (list, tuple)) else {},
         name=name, type=str(typ), levels=levels if typ != "continuous" else (),
         label=str(label) if label is not None else name, aliases=aliases, role=str(role),
         describes=str(describes), carry_back=bool(carry_back),
@@ -540,6 +594,16 @@ def load_codebook(source: str | Path | Mapping[str, Any] | Codebook) -> Codebook
 
 
 __all__ = [
-    "BINARY_ALIASES", "Codebook", "IndicatorSpec", "INDICATOR_TYPES", "ROLES", "DESCRIBES",
-    "load_codebook", "parse_codebook", "norm_text", "column_key", "is_empty", "parse_number",
+    "BINARY_ALIASES",
+    "DESCRIBES",
+    "INDICATOR_TYPES",
+    "ROLES",
+    "Codebook",
+    "IndicatorSpec",
+    "column_key",
+    "is_empty",
+    "load_codebook",
+    "norm_text",
+    "parse_codebook",
+    "parse_number",
 ]

@@ -20,6 +20,8 @@ from qicstats.models.build import QICModel
 from qicstats.models.likelihood import register_backend
 
 BACKENDS: tuple[str, ...] = ("nutpie", "pymc", "numpyro")
+#: nutpie's mass-matrix adaptations qicstats offers
+ADAPTATIONS: tuple[str, ...] = ("diag", "low_rank")
 Backend = Literal["nutpie", "pymc", "numpyro"]
 
 
@@ -50,6 +52,11 @@ class SamplerConfig:
         Chains run in parallel on this many CPU cores (default: every core this process may
         use, at most one per chain). The draws do not depend on it. PyMC's own default
         assumes hyper-threading and halves the count, which left one of two cores idle.
+    adaptation : {"diag", "low_rank"}
+        nutpie's mass-matrix adaptation: a diagonal mass matrix, or a diagonal plus a
+        low-rank correction learned from the draws and gradients of the warm-up (follows
+        strong posterior correlations, e.g. an effect trading off against the trend).
+        Ignored by the other backends.
     fastmath : bool
         Compile the Numba kernels with fast-math (FMA contraction, reassociation). Faster
         (sampling at L took 122 s; 181 s without, docs/performance.md), but the rounding, and
@@ -67,6 +74,7 @@ class SamplerConfig:
     seed: int = 20261122
     progress: bool = True
     cores: int | None = None
+    adaptation: str = "diag"
     fastmath: bool = False
 
     def __post_init__(self) -> None:
@@ -78,6 +86,9 @@ class SamplerConfig:
             raise QicstatsError("cores must be >= 1")
         if self.target_accept is not None and not 0.5 <= self.target_accept < 1:
             raise QicstatsError("target_accept must be in [0.5, 1)")
+        if self.adaptation not in ADAPTATIONS:
+            raise QicstatsError(f"adaptation must be one of {ADAPTATIONS}, got "
+                                f"'{self.adaptation}'")
 
 
 def package_versions() -> dict[str, str]:
@@ -140,6 +151,8 @@ def fit(qmodel: QICModel, sampler: SamplerConfig | None = None, *,
                               model=qmodel.model)
     if s.backend in ("nutpie", "pymc"):
         kw["cores"] = min(s.chains, s.cores or available_cores())
+    if s.backend == "nutpie" and s.adaptation != "diag":
+        kw["nuts"] = {"adaptation": s.adaptation}
     t0 = time.perf_counter()
     # PyTensor's Numba kernels use fast-math by default, which makes the rounding (and so
     # the draws) depend on whether a kernel was compiled now or loaded from the disk cache:

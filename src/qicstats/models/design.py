@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,8 @@ class Groups:
 class Rows:
     """Unit-periods at which the linear predictor is evaluated.
 
+    ``D`` is the (ramped) post-join indicator, ``e`` the periods since joining (0 before),
+    ``P`` the sustainability-phase indicator (1 after the unit's end period).
     ``Z`` holds, per indicator, the level index (binary/ordinal) or the standardised value
     (continuous); ``NaN`` where the code is latent. ``Zlat`` holds the index of the latent
     continuous value for such cells (else -1).
@@ -52,23 +55,32 @@ class Rows:
     Z: np.ndarray
     Zlat: np.ndarray
     X: np.ndarray
+    P: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.P is None:
+            object.__setattr__(self, "P", np.zeros(len(self.unit)))
 
     @property
     def n(self) -> int:
         """Number of rows."""
         return len(self.unit)
 
-    def subset(self, idx: np.ndarray) -> "Rows":
+    def subset(self, idx: np.ndarray) -> Rows:
         """Rows ``idx`` of this set."""
-        return Rows(*(getattr(self, f)[idx] for f in ("unit", "t", "D", "e", "Z", "Zlat", "X")))
+        return Rows(*(getattr(self, f)[idx]
+                      for f in ("unit", "t", "D", "e", "Z", "Zlat", "X", "P")))
 
-    def with_intervention(self, D: np.ndarray | float, e: np.ndarray | float) -> "Rows":
-        """A copy with the intervention terms replaced (e.g. ``0, 0`` for the counterfactual)."""
+    def with_intervention(self, D: np.ndarray | float, e: np.ndarray | float,
+                          P: np.ndarray | float = 0.0) -> Rows:
+        """A copy with the intervention terms replaced (``0, 0`` for the counterfactual: no
+        change, no phase)."""
         n = self.n
         return replace(self, D=np.broadcast_to(np.asarray(D, float), (n,)).copy(),
-                       e=np.broadcast_to(np.asarray(e, float), (n,)).copy())
+                       e=np.broadcast_to(np.asarray(e, float), (n,)).copy(),
+                       P=np.broadcast_to(np.asarray(P, float), (n,)).copy())
 
-    def with_indicator(self, k: int, value: float) -> "Rows":
+    def with_indicator(self, k: int, value: float) -> Rows:
         """A copy with indicator ``k`` set to ``value`` (level index) everywhere."""
         Z = self.Z.copy()
         Z[:, k] = value
@@ -134,6 +146,13 @@ class Design:
     latent_cont: dict[int, np.ndarray] = field(default_factory=dict)  # k -> cell ids (latent order)
     mixture: Mixture | None = None
     regular: np.ndarray | None = None     # bool per observed row: unit not in the mixture
+    effect: str = "slope"                 # the effect's shape (ModelSpec.effect)
+    end_t: np.ndarray | None = None       # float per unit, NaN without an end period
+    phases: bool = False                  # a sustainability phase after end_t
+    curve_max: int = 0                    # last exposure time with its own curve effect
+    pooled_late: bool = False             # exposure times past curve_max share one effect
+    identified_max: int | None = None     # largest identified exposure time (None: all)
+    structure: Any = None                 # the resolved Structure (models.structure)
 
     # ---------------------------------------------------------------------------------
     @property
@@ -162,6 +181,32 @@ class Design:
                          int((c["status"] == "missing").sum()),
                          int((c["status"] == "uncertain").sum()), int(cc.sum())))
         return pd.DataFrame(recs, columns=cols)
+
+    @property
+    def n_curve(self) -> int:
+        """Number of exposure-time effects in the curve (``effect="curve"``)."""
+        return self.curve_max + 1 + int(self.pooled_late)
+
+    def curve_slot(self, e: np.ndarray) -> np.ndarray:
+        """The curve element of each row's exposure time ``e`` (the pooled last slot for
+        exposure times past :attr:`curve_max`)."""
+        h = np.rint(np.asarray(e, dtype=float)).astype(int)
+        last = self.curve_max + (1 if self.pooled_late else 0)
+        return np.where(h > self.curve_max, last, np.clip(h, 0, None))
+
+    def phase(self, unit: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """``P``: 1 in the periods after the unit's end period (sustainability phase)."""
+        if not self.phases or self.end_t is None:
+            return np.zeros(len(unit))
+        et = self.end_t[unit]
+        return (np.isfinite(et) & (t > np.nan_to_num(et, nan=np.inf))).astype(float)
+
+    def in_estimand(self, e: np.ndarray) -> np.ndarray:
+        """Whether post-join rows at exposure times ``e`` are averaged by the ATT (identified
+        horizons only)."""
+        if self.identified_max is None:
+            return np.ones(len(e), bool)
+        return np.asarray(e, dtype=float) <= self.identified_max + 1e-9
 
     def intervention(self, unit: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``D`` (ramped) and ``e`` (periods since joining) for unit-periods."""
@@ -204,7 +249,7 @@ class Design:
         Z, Zlat = self.codes_at(unit, t)
         if X is None:
             X = self.unit_covariates[unit] if self.unit_covariates.size else np.zeros((len(unit), 0))
-        return Rows(unit, t, D, e, Z, Zlat, X)
+        return Rows(unit, t, D, e, Z, Zlat, X, self.phase(unit, t))
 
     def expand(self, rows: Rows) -> tuple[Rows, np.ndarray, np.ndarray]:
         """Expand rows of mixture units into one row per code configuration.
@@ -301,16 +346,32 @@ def _groups(units: pd.DataFrame, level: str, mask: np.ndarray | None = None) -> 
     return Groups(level, names, of_unit)
 
 
-def build_design(data: PanelData, spec: ModelSpec, indicators: IndicatorMatrix | None = None
-                 ) -> Design:
+def build_design(data: PanelData, spec: ModelSpec, indicators: IndicatorMatrix | None = None,
+                 structure: Any = None) -> Design:
     """Compute the :class:`Design` of ``data`` under ``spec``.
+
+    Parameters
+    ----------
+    data : PanelData
+    spec : ModelSpec
+        With ``auto`` settings resolved (:meth:`qicstats.models.structure.Structure.apply`);
+        resolved here when ``structure`` is not given.
+    indicators : IndicatorMatrix, optional
+    structure : Structure, optional
+        :func:`qicstats.models.structure.resolve_structure` of ``data`` and ``spec``.
 
     Raises
     ------
     ModelSpecError
         When the spec asks for something the data cannot support (unknown covariates or
-        indicators, too many latent code configurations for a unit).
+        indicators, too many latent code configurations for a unit, a flexible trend for a
+        single series).
     """
+    if structure is None:
+        from qicstats.models.structure import resolve_structure
+
+        structure = resolve_structure(data, spec)
+        spec = structure.apply(spec)
     family = spec.family or data.family
     units = data.units.reset_index(drop=True)
     panel = data.panel
@@ -326,7 +387,7 @@ def build_design(data: PanelData, spec: ModelSpec, indicators: IndicatorMatrix |
     tau = tau - vals.min() * 0  # grid values are consecutive; centred at the midpoint
 
     # grouping levels (outermost first); the unit is always the innermost
-    levels = tuple(lv for lv in data.levels if lv in units.columns)
+    levels = tuple(lv for lv in structure.levels if lv in units.columns)
     base_groups = {lv: _groups(units, lv) for lv in levels}
     base_groups["unit"] = _groups(units, "unit")
     change_groups = {lv: _groups(units, lv, participating) for lv in levels}
@@ -398,12 +459,17 @@ def build_design(data: PanelData, spec: ModelSpec, indicators: IndicatorMatrix |
         y=y, H=H, ramp=int(spec.ramp), link_mean=link_mean, y_sd=y_sd, season=season,
         spline_basis=basis, covariate_names=covs, covariate_center=np.array(centers),
         covariate_scale=np.array(scales), unit_covariates=UX,
+        effect=spec.effect, phases=bool(spec.phases),
+        end_t=(pd.to_numeric(units["end_t"], errors="coerce").to_numpy(dtype=float)
+               if "end_t" in units.columns else np.full(N, np.nan)),
+        curve_max=int(structure.curve_max), pooled_late=bool(structure.pooled_late),
+        identified_max=structure.identified_max, structure=structure,
     )
     if indicators is not None and len(indicators.indicators):
         design = _attach_indicators(design, indicators, spec)
     D, e = design.intervention(unit_idx, t)
     Z, Zlat = design.codes_at(unit_idx, t)
-    rows = Rows(unit_idx, t, D, e, Z, Zlat, X)
+    rows = Rows(unit_idx, t, D, e, Z, Zlat, X, design.phase(unit_idx, t))
     regular = np.ones(len(t), dtype=bool)
     if design.mixture is not None:
         regular = ~np.isin(unit_idx, design.mixture.units)

@@ -17,13 +17,19 @@ unit-periods) or would be mostly empty.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pytensor.tensor as pt
 
 from qicstats.models.design import Design, Rows
-from qicstats.models.linpred import linear_predictor, role_indices, unit_effects
+from qicstats.models.linpred import (
+    indicator_values,
+    linear_predictor,
+    role_indices,
+    unit_effects,
+)
 
 #: use the grid when at least this share of its cells is observed
 MIN_GRID_FILL = 0.5
@@ -87,20 +93,80 @@ def grid_linear_predictor(p: Mapping[str, Any], d: Design, rows: Rows) -> Any:
     if "ar_eps" in p:
         eta = eta + p["ar_eps"]
     if d.participating.any():
-        lvl = p["level_change"]
-        slp = p["slope_change"]
+        eta = eta + _fixed_change(p, d, rows, grid, z)
+        if "v_curve_collaborative" in p:
+            slots = grid(d.curve_slot(rows.e).astype(float)).astype("int64")
+            cg = d.change_groups["collaborative"].of_unit
+            eta = eta + grid(rows.D) * p["v_curve_collaborative"][
+                pt.constant(np.broadcast_to(cg[:, None], slots.shape).astype("int64")),
+                pt.constant(slots)]
         if eff["level"] is not None:
-            lvl = lvl + eff["level"][:, None]
+            eta = eta + grid(rows.D) * eff["level"][:, None]
         if eff["slope"] is not None:
-            slp = slp + eff["slope"][:, None]
-        for j, k in enumerate(roles["moderator"]):
-            lvl = lvl + p["ind_level"][j] * z[k]
-            slp = slp + p["ind_slope"][j] * z[k]
-        eta = eta + grid(rows.D) * lvl + grid(rows.e) * slp
+            eta = eta + grid(rows.e) * eff["slope"][:, None]
     eta = pt.broadcast_to(eta, (N, T)).reshape((-1,))
     if len(flat) == N * T and np.array_equal(flat, np.arange(N * T)):
         return eta
     return eta[flat]
+
+
+def _fixed_change(p: Mapping[str, Any], d: Design, rows: Rows, grid: Any, z: dict[int, Any]
+                  ) -> Any:
+    """The population part of the change on the grid: ``D * (effect_curve[slot] or
+    level_change + sum_k ind_level_k z_k) + e * (slope_change + sum_k ind_slope_k z_k) +
+    P * phase_change`` (no random effects)."""
+    roles = role_indices(d)
+    if "effect_curve" in p:
+        slots = grid(d.curve_slot(rows.e).astype(float)).astype("int64")
+        lvl = p["effect_curve"][pt.constant(slots, dtype="int64")]
+    else:
+        lvl = p["level_change"]
+    slope = "slope_change" in p
+    slp = p["slope_change"] if slope else None
+    for j, k in enumerate(roles["moderator"]):
+        lvl = lvl + p["ind_level"][j] * z[k]
+        if slope:
+            slp = slp + p["ind_slope"][j] * z[k]
+    out = grid(rows.D) * lvl
+    if slope:
+        out = out + grid(rows.e) * slp
+    if "phase_change" in p:
+        out = out + grid(rows.P) * p["phase_change"]
+    return out
+
+
+def unit_means_of_time_terms(p: Mapping[str, Any], d: Design, rows: Rows,
+                             weights: np.ndarray) -> Any:
+    """Per unit, the ``weights``-weighted mean over its ``rows`` of the terms that vary over
+    time without being unit effects: the secular trend and the population part of the change
+    (PyTensor, ``(N,)``; 0 for a unit without rows).
+
+    Added to the location of hierarchically centred unit baselines it makes each unit's free
+    total the part of its level that the trend and the effect do not explain, so the totals
+    and those terms are nearly independent a posteriori (the same model for any weights).
+    """
+    N, T = d.n_units, d.T
+    wsum = np.bincount(rows.unit, weights=weights, minlength=N)
+    wn = np.where(wsum[rows.unit] > 0, weights / np.maximum(wsum[rows.unit], 1e-300), 0.0)
+    if grid_applies(d, rows):
+        flat = _flat_index(d, rows)
+
+        def grid(values: np.ndarray) -> np.ndarray:
+            g = np.zeros(N * T)
+            g[flat] = values
+            return g.reshape(N, T)
+
+        W = grid(wn)
+        out = (W * p["secular"][None, :]).sum(axis=1)
+        if d.participating.any():
+            z = _indicator_grids(p, d, rows, grid)
+            out = out + (W * _fixed_change(p, d, rows, grid, z)).sum(axis=1)
+        return out
+    vals = p["secular"][rows.t]
+    if d.participating.any():
+        zr = indicator_values(p, d, rows, pt)
+        vals = vals + _fixed_change(p, d, rows, lambda v: v, dict(enumerate(zr)))
+    return pt.inc_subtensor(pt.zeros(N)[rows.unit], vals * wn)
 
 
 def _indicator_grids(p: Mapping[str, Any], d: Design, rows: Rows, grid: Any) -> dict[int, Any]:

@@ -8,7 +8,15 @@ are broadcast against rows with ``[..., None]``. ``xp`` is ``numpy`` or ``pytens
           + X . beta + sum_k ind_main_k z_k
           + D * (level_change + sum_l v_level_l[g_l(i)] + sum_k ind_level_k z_k)
           + e * (slope_change + sum_l v_slope_l[g_l(i)] + sum_k ind_slope_k z_k)
+          + P * phase_change
           + ar_eps[i, t]
+
+with the effect's shape (``Design.effect``): ``step`` has no ``e`` term; ``slope`` is as
+written; ``curve`` replaces ``level_change`` by ``effect_curve[slot(e)]``, one effect per
+period since joining (:meth:`~qicstats.models.design.Design.curve_slot`), and has no ``e``
+term; each collaborative's deviation from the curve, ``v_curve_collaborative[c, slot(e)]``,
+is added to it. ``P`` is 1 after a unit's end period when the model has a sustainability
+phase.
 
 where ``z_k`` is the code of indicator ``k`` at the row: 0/1 (binary), the monotonic transform
 ``mo_k[level]`` in [0, 1] (ordinal), or the standardised value (continuous).
@@ -16,7 +24,8 @@ where ``z_k`` is the code of indicator ``k`` at the row: 0/1 (binary), the monot
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +39,7 @@ def _col(x: Any, xp: Any) -> Any:
     return xp.expand_dims(x, -1)
 
 
-def _mo_table(simplex: Any, xp: Any) -> Any:
+def mo_table(simplex: Any, xp: Any) -> Any:
     """``[0, s_1, s_1 + s_2, ..., 1]`` along the last axis."""
     zero = simplex[..., :1] * 0.0
     return xp.concatenate([zero, xp.cumsum(simplex, axis=-1)], axis=-1)
@@ -42,7 +51,7 @@ def indicator_values(p: Mapping[str, Any], d: Design, rows: Rows, xp: Any) -> li
     for k, ind in enumerate(d.indicators):
         zk = rows.Z[:, k]
         if ind.type == "ordinal":
-            table = _mo_table(p[f"mo_{ind.name}"], xp)
+            table = mo_table(p[f"mo_{ind.name}"], xp)
             idx = np.nan_to_num(zk, nan=0.0).astype(int)
             out.append(table[..., idx])
         elif ind.type == "binary":
@@ -92,16 +101,32 @@ def linear_predictor(p: Mapping[str, Any], d: Design, rows: Rows, xp: Any, *,
         eta = eta + p["ar_eps"][..., u, t]
     if not d.participating.any():
         return eta
-    lvl = _col(p["level_change"], xp)
-    slp = _col(p["slope_change"], xp)
+    if "effect_curve" in p:
+        slot = d.curve_slot(rows.e)
+        lvl = p["effect_curve"][..., slot]
+        if "v_curve_collaborative" in p and (change_levels is None
+                                             or "collaborative" in change_levels):
+            cg = d.change_groups["collaborative"].of_unit[u]
+            lvl = lvl + p["v_curve_collaborative"][..., cg, slot]
+    else:
+        lvl = _col(p["level_change"], xp)
     if eff["level"] is not None:
         lvl = lvl + eff["level"][..., u]
-    if eff["slope"] is not None:
-        slp = slp + eff["slope"][..., u]
+    slope = "slope_change" in p
+    if slope:
+        slp = _col(p["slope_change"], xp)
+        if eff["slope"] is not None:
+            slp = slp + eff["slope"][..., u]
     for j, k in enumerate(_role_index(d, "moderator")):
         lvl = lvl + _col(p["ind_level"][..., j], xp) * z[k]
-        slp = slp + _col(p["ind_slope"][..., j], xp) * z[k]
-    return eta + rows.D * lvl + rows.e * slp
+        if slope:
+            slp = slp + _col(p["ind_slope"][..., j], xp) * z[k]
+    eta = eta + rows.D * lvl
+    if slope:
+        eta = eta + rows.e * slp
+    if "phase_change" in p:
+        eta = eta + rows.P * _col(p["phase_change"], xp)
+    return eta
 
 
 def unit_effects(p: Mapping[str, Any], d: Design, *,

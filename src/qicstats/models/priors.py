@@ -2,8 +2,12 @@
 
 A prior is ``{"dist": <PyMC distribution name>, <parameter>: <value>, ...}``, optionally with
 ``"on": "variance"`` (the distribution is placed on the variance and the model uses its square
-root, as the classic ``sigma^2 ~ InvGamma(0.001, 0.001)``). Every default below can be
-overridden from the config's ``model.priors`` mapping by the same name.
+root, as the classic ``sigma^2 ~ InvGamma(0.001, 0.001)``) or ``"on": "inverse_sqrt"`` (the
+distribution is placed on ``1 / sqrt(x)``: for the overdispersion parameters, whose
+``1 / sqrt`` is the coefficient of variation of the extra-binomial / extra-Poisson noise, so a
+prior with its mode at 0 lets data with little overdispersion reach the binomial / Poisson
+limit). Every default below can be overridden from the config's ``model.priors`` mapping by
+the same name.
 
 Defaults (weakly informative on the link scale; ``T`` = number of periods in the grid, ``H`` =
 the longest observed time since joining, in periods, at least 1; ``m`` = link of the pooled
@@ -18,8 +22,11 @@ trend_slope                   Normal(0, 1 / (T - 1))   per period
 trend_sd                      HalfNormal(0.5 / sqrt(T))  (random-walk / spline step sd)
 period_sd                     HalfNormal(0.5)
 season_sd                     HalfNormal(0.3)
-level_change                  Normal(0, 1)
+level_change                  Normal(0, 1)       (the curve: its value in the join period)
 slope_change                  Normal(0, 1 / H)   per period since joining
+sd_curve                      HalfNormal(0.5 / sqrt(H))  (random-walk step of the curve;
+                              sd_curve_collaborative: of the collaboratives' deviations)
+phase_change                  Normal(0, 1)       (sustainability phase)
 sd_u_<level>                  HalfNormal(1)
 sd_level_<level>              HalfNormal(0.5)
 sd_slope_<level>              HalfNormal(0.5 / H)
@@ -28,8 +35,8 @@ ind_main, ind_level           Normal(0, 1)        (per indicator; highest vs low
 ind_slope                     Normal(0, 1 / H)
 mo_<indicator>                Dirichlet(1, ..., 1)  (monotonic steps)
 beta                          Normal(0, 1)        (standardised covariates)
-phi                           Gamma(2, 0.02)      (beta-binomial concentration)
-alpha                         Gamma(2, 0.1)       (negative-binomial shape)
+phi                           HalfNormal(0.3) on 1 / sqrt(phi)  (beta-binomial concentration)
+alpha                         HalfNormal(0.5) on 1 / sqrt(alpha)  (negative-binomial shape)
 sigma                         HalfNormal(s_y)     (Gaussian residual sd)
 ar_rho                        Uniform(-0.95, 0.95)
 ar_sd                         HalfNormal(0.5)
@@ -39,8 +46,9 @@ lkj_eta                       LKJ shape 2 (correlated level/slope change)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pymc as pm
@@ -80,8 +88,10 @@ class Prior:
         A PyMC distribution name from the allowed list.
     params : dict
         Its parameters (numbers or lists).
-    on : {"value", "variance"}
-        ``"variance"``: the distribution describes the square of the quantity (for scales).
+    on : {"value", "variance", "inverse_sqrt"}
+        ``"variance"``: the distribution describes the square of the quantity (for scales);
+        ``"inverse_sqrt"``: it describes ``1 / sqrt(quantity)`` (for concentrations and
+        shapes: the coefficient of variation of the overdispersion).
     """
 
     dist: str
@@ -96,8 +106,8 @@ class Prior:
         if bad:
             raise ModelSpecError(
                 f"prior {self.dist} does not take {sorted(bad)}; it takes {list(_ALLOWED[self.dist])}")
-        if self.on not in ("value", "variance"):
-            raise ModelSpecError("prior 'on' must be 'value' or 'variance'")
+        if self.on not in PRIOR_ON:
+            raise ModelSpecError("prior 'on' must be 'value', 'variance' or 'inverse_sqrt'")
 
     # ---- round trip ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -110,7 +120,7 @@ class Prior:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | "Prior") -> "Prior":
+    def from_dict(cls, d: Mapping[str, Any] | Prior) -> Prior:
         """Inverse of :meth:`to_dict`."""
         if isinstance(d, Prior):
             return d
@@ -126,7 +136,11 @@ class Prior:
         """Human-readable form, e.g. ``Normal(mu=0, sigma=1)``."""
         args = ", ".join(f"{k}={_fmt(v)}" for k, v in self.params.items())
         s = f"{self.dist}({args})"
-        return s + " on the variance" if self.on == "variance" else s
+        if self.on == "variance":
+            return s + " on the variance"
+        if self.on == "inverse_sqrt":
+            return s + " on 1/sqrt"
+        return s
 
     @property
     def positive(self) -> bool:
@@ -143,6 +157,9 @@ class Prior:
         if self.on == "variance":
             var = cls(f"{name}_variance", **kw, dims=dims, shape=shape)
             return pm.Deterministic(name, pt.sqrt(var), dims=dims)
+        if self.on == "inverse_sqrt":
+            inv = cls(f"{name}_inv_sqrt", **kw, dims=dims, shape=shape)
+            return pm.Deterministic(name, 1.0 / pt.square(inv), dims=dims)
         return cls(name, **kw, dims=dims, shape=shape)
 
 
@@ -187,6 +204,8 @@ def default_priors(*, family: str, T: int, H: float, link_mean: float, y_sd: flo
         "season_sd": Prior("HalfNormal", {"sigma": 0.3 * s}),
         "level_change": Prior("Normal", {"mu": 0.0, "sigma": 1.0 * s}),
         "slope_change": Prior("Normal", {"mu": 0.0, "sigma": s / H}),
+        "sd_curve": Prior("HalfNormal", {"sigma": 0.5 * s / np.sqrt(H)}),
+        "phase_change": Prior("Normal", {"mu": 0.0, "sigma": 1.0 * s}),
         "sd_u": Prior("HalfNormal", {"sigma": 1.0 * s}),
         "sd_level": Prior("HalfNormal", {"sigma": 0.5 * s}),
         "sd_slope": Prior("HalfNormal", {"sigma": 0.5 * s / H}),
@@ -195,8 +214,8 @@ def default_priors(*, family: str, T: int, H: float, link_mean: float, y_sd: flo
         "ind_level": Prior("Normal", {"mu": 0.0, "sigma": 1.0 * s}),
         "ind_slope": Prior("Normal", {"mu": 0.0, "sigma": s / H}),
         "beta": Prior("Normal", {"mu": 0.0, "sigma": 1.0 * s}),
-        "phi": Prior("Gamma", {"alpha": 2.0, "beta": 0.02}),
-        "alpha": Prior("Gamma", {"alpha": 2.0, "beta": 0.1}),
+        "phi": Prior("HalfNormal", {"sigma": 0.3}, on="inverse_sqrt"),
+        "alpha": Prior("HalfNormal", {"sigma": 0.5}, on="inverse_sqrt"),
         "sigma": Prior("HalfNormal", {"sigma": float(y_sd)}),
         "ar_rho": Prior("Uniform", {"lower": -0.95, "upper": 0.95}),
         "ar_sd": Prior("HalfNormal", {"sigma": 0.5 * s}),
@@ -212,7 +231,8 @@ def resolve_prior(name: str, priors: Mapping[str, Prior], overrides: Mapping[str
         return Prior.from_dict(overrides[name])
     if name in priors:
         return priors[name]
-    for generic in ("sd_u", "sd_level", "sd_slope", "sd_trend", "ind_main", "ind_level",
+    for generic in ("sd_u", "sd_level", "sd_slope", "sd_trend", "sd_curve", "ind_main",
+                    "ind_level",
                     "ind_slope"):
         if name.startswith(generic + "_"):
             if generic in overrides:
@@ -224,6 +244,8 @@ def resolve_prior(name: str, priors: Mapping[str, Prior], overrides: Mapping[str
 #: names an override may use (besides level- or indicator-specific forms of the generic ones)
 PRIOR_NAMES: tuple[str, ...] = (
     "intercept", "trend_slope", "trend_sd", "period_sd", "season_sd", "level_change",
-    "slope_change", "sd_u", "sd_level", "sd_slope", "sd_trend", "ind_main", "ind_level",
-    "ind_slope", "beta", "phi", "alpha", "sigma", "ar_rho", "ar_sd",
+    "slope_change", "sd_curve", "phase_change", "sd_u", "sd_level", "sd_slope", "sd_trend",
+    "ind_main", "ind_level", "ind_slope", "beta", "phi", "alpha", "sigma", "ar_rho", "ar_sd",
 )
+#: what a prior's distribution may describe (``Prior.on``)
+PRIOR_ON: tuple[str, ...] = ("value", "variance", "inverse_sqrt")

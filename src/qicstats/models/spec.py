@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from qicstats.errors import ModelSpecError
 
-Trend = Literal["none", "linear", "rw", "spline", "period"]
-TRENDS: tuple[str, ...] = ("none", "linear", "rw", "spline", "period")
+Trend = Literal["auto", "none", "linear", "rw", "spline", "period"]
+TRENDS: tuple[str, ...] = ("auto", "none", "linear", "rw", "spline", "period")
 TERMS: tuple[str, ...] = ("baseline", "level", "slope", "trend")
+Effect = Literal["step", "slope", "curve"]
+#: shapes of the effect over time since joining (see docs/model.md, *Effect shapes*)
+EFFECTS: tuple[str, ...] = ("step", "slope", "curve")
+#: keys of ``centered`` besides the levels: the period effects and the exposure-time curve
+CENTERED_TERMS: tuple[str, ...] = ("period", "curve")
 
 
 @dataclass(frozen=True)
@@ -21,12 +27,27 @@ class ModelSpec:
     family : str or None
         ``binomial``, ``betabinomial``, ``poisson``, ``negbinomial`` or ``gaussian``; ``None``
         takes the data's family.
-    trend : {"none", "linear", "rw", "spline", "period"}
+    trend : {"auto", "none", "linear", "rw", "spline", "period"}
         The secular trend f(t): none; linear in time; a first-order random walk over periods;
         a penalised cubic B-spline (random-walk prior on the coefficients, ``spline_knots``
-        interior knots) plus a linear part; or free period effects (zero-sum).
-    seasonality : bool
+        interior knots) plus a linear part; or free period effects (zero-sum, partially
+        pooled). ``auto`` (the default) reads the design
+        (:func:`qicstats.models.structure.resolve_structure`): free period effects when
+        units not (yet) in a collaborative are observed in the periods after joins (comparison
+        units, staggered or stepped-wedge starts), a linear trend for a single series.
+    effect : {"step", "slope", "curve"}
+        The effect's shape over time since joining: a step (one level change), a step plus a
+        linear slope change (segmented regression), or an exposure-time curve (one effect per
+        period since joining, partially pooled as a random walk; the default). Horizons
+        without a concurrent comparison are pooled (see docs/model.md).
+    seasonality : bool or "auto"
         Add zero-sum month-of-year (or quarter) effects (monthly/quarterly data only).
+        ``auto``: with a parametric or smooth trend over at least two years of monthly or
+        quarterly data; never with free period effects (which contain them).
+    phases : bool or "auto"
+        A sustainability phase: units with an ``end_period`` get a further change
+        ``phase_change`` in the periods after it (intervention vs sustainability).
+        ``auto``: when some unit has periods observed after its end period.
     random : dict
         For each term (``baseline`` intercept, ``level`` change, ``slope`` change, and
         ``trend``: unit-specific linear secular-trend slopes), the grouping levels that get
@@ -36,14 +57,14 @@ class ModelSpec:
     correlated : tuple of str
         Levels at which the level and slope changes get correlated effects (LKJ prior).
     centered : dict
-        ``{level: True | False | "auto"}`` per level, ``"default"`` for unlisted levels
-        (default ``"auto"``, chosen per level and term from the data: unit-level effects are
-        centred when the data of at least 90 % of the units pin them down to within a
-        quarter of the prior scale of their sd; effects at a grouping level (site,
-        collaborative) are centred when there are at least 8 groups and the information
-        accumulated from the units and levels below pins 90 % of the groups down to within
-        0.45 of that scale; everything else is non-centred). Zero-sum collaborative effects
-        are centred as a zero-sum normal with the level's sd.
+        ``{key: True | False | "auto"}``. Keys: a level (every term of it), ``<term>.<level>``
+        (one term of a level, e.g. ``baseline.unit`` or ``level.site``), ``period`` (the
+        period effects), ``curve`` (the exposure-time curve), ``default`` for the rest.
+        ``auto`` (the default) chooses per group from the data
+        (:mod:`qicstats.models.parameterisation`): each group's effect is partially centred
+        with weight ``w = tau^2 / (tau^2 + se^2)`` (``se``: the standard error the group's
+        own data give; ``tau``: a pilot estimate of the spread between groups), so well
+        determined groups are centred and weakly determined ones non-centred.
     ramp : int
         Learning period: the level change phases in linearly over this many periods.
     ar1 : bool
@@ -67,9 +88,11 @@ class ModelSpec:
     """
 
     family: str | None = None
-    trend: str = "linear"
+    trend: str = "auto"
+    effect: str = "curve"
     spline_knots: int | None = None
-    seasonality: bool = False
+    seasonality: bool | str = "auto"
+    phases: bool | str = "auto"
     random: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
     correlated: tuple[str, ...] = ()
     centered: Mapping[str, Any] = field(default_factory=dict)
@@ -89,10 +112,38 @@ class ModelSpec:
             raise ModelSpecError(f"random effects terms must be among {TERMS}, got {sorted(bad)}")
         if self.ramp < 0:
             raise ModelSpecError("ramp must be >= 0 periods")
+        if self.effect not in EFFECTS:
+            raise ModelSpecError(f"effect must be one of {EFFECTS}, got '{self.effect}'")
+        if self.random.get("slope") and self.effect != "slope":
+            raise ModelSpecError(
+                f"random slope-change effects need effect='slope' (the effect is "
+                f"'{self.effect}'); drop random.slope or set effect: slope")
+        for key, val in (("seasonality", self.seasonality), ("phases", self.phases)):
+            if not (isinstance(val, bool) or val == "auto"):
+                raise ModelSpecError(f"{key} must be true, false or 'auto', got {val!r}")
+        for key in self.centered:
+            term, _, lv = str(key).partition(".")
+            if lv and (term not in TERMS or not lv):
+                raise ModelSpecError(
+                    f"centered key '{key}': use a level, <term>.<level> with term one of "
+                    f"{TERMS}, 'period', 'curve' or 'default'")
 
+    def centring_choice(self, lv: str, term: str) -> bool | str:
+        """The ``centered`` setting that applies to ``term`` effects at level ``lv``
+        (``term.level`` first, then the level, then ``default``; ``"auto"`` if none)."""
+        c = self.centered
+        for key in (f"{term}.{lv}", lv, "default"):
+            if key in c:
+                return c[key]
+        return "auto"
     def levels_for(self, term: str, data_levels: tuple[str, ...]) -> tuple[str, ...]:
-        """The grouping levels (outermost first, ``unit`` last) carrying random ``term`` effects."""
+        """The grouping levels (outermost first, ``unit`` last) carrying random ``term`` effects.
+
+        Random slope changes exist only with ``effect="slope"``.
+        """
         all_levels = tuple(data_levels) + ("unit",)
+        if term == "slope" and self.effect != "slope":
+            return ()
         chosen = self.random.get(term)
         if chosen is None:
             return () if term == "trend" else all_levels

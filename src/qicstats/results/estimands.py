@@ -75,7 +75,7 @@ def compute_estimand_draws(qm: QICModel, idata: xr.DataTree, opts: EstimandOptio
         return out
     rows = d.rows
     scale = _scale_name(d.family)
-    post = rows.D > 0
+    post = estimand_rows(qm)
     R = rows.subset(np.flatnonzero(post))
     unit_of_R = R.unit
     part_units = np.flatnonzero(d.participating)
@@ -98,6 +98,8 @@ def compute_estimand_draws(qm: QICModel, idata: xr.DataTree, opts: EstimandOptio
     # horizons: model-based, every participating unit whose join + h lies in the grid
     hz = {}
     for h in opts.horizons:
+        if d.identified_max is not None and h > d.identified_max:
+            continue  # no concurrent comparison: not identified (docs/model.md)
         tgt = d.join_t[part_units] + h
         ok = (tgt >= 0) & (tgt <= d.T - 1)
         if ok.any():
@@ -119,6 +121,16 @@ def compute_estimand_draws(qm: QICModel, idata: xr.DataTree, opts: EstimandOptio
             out.n_rows[(est, scope, g)] = int(n[j])
             out.scale[est] = "events" if est == "events_gained" else scale
 
+    h_of_R = np.rint(R.e).astype(int)
+    hs = sorted(set(h_of_R.tolist()))
+    G_h = group_matrix(h_of_R, hs)
+    n_h = [int((h_of_R == h).sum()) for h in hs]
+    phase_groups: list[str] = []
+    if d.phases:
+        ph = np.where(R.P > 0, "sustainability", "intervention")
+        phase_groups = [g for g in ("intervention", "sustainability") if (ph == g).any()]
+        G_ph = group_matrix(ph, phase_groups)
+        n_ph = [int((ph == g).sum()) for g in phase_groups]
     n_coll = [int((collab_of_unit[unit_of_R] == c).sum()) for c in collabs]
     n_unit = [int((unit_of_R == u).sum()) for u in part_units]
     unit_chunks = []
@@ -130,6 +142,9 @@ def compute_estimand_draws(qm: QICModel, idata: xr.DataTree, opts: EstimandOptio
         put("att", "collaborative", collabs, diff @ G_coll, n_coll)
         att_u = diff @ G_unit
         put("att", "unit", unit_names, att_u, n_unit)
+        put("att_exposure", "exposure", [f"h={h}" for h in hs], diff @ G_h, n_h)
+        if phase_groups:
+            put("att_phase", "phase", phase_groups, diff @ G_ph, n_ph)
         unit_chunks.append(att_u)
         if d.family != "gaussian":  # a ratio of means needs a positive scale
             put("att_ratio", "overall", ["all"], mu_obs.mean(axis=1) / mu_cf.mean(axis=1), [R.n])
@@ -188,6 +203,15 @@ def compute_estimand_draws(qm: QICModel, idata: xr.DataTree, opts: EstimandOptio
     return out
 
 
+def estimand_rows(qm: QICModel) -> np.ndarray:
+    """Which observed rows the ATT (and every estimand over "the post-join rows") averages:
+    participating units' rows after joining, at exposure times identified by concurrent
+    comparisons (all of them unless the design leaves some unidentified; see
+    :mod:`qicstats.models.structure`)."""
+    d = qm.design
+    return (d.rows.D > 0) & d.in_estimand(d.rows.e)
+
+
 def _indicator_settings(ind: Any) -> list[tuple[str, float]]:
     if ind.type == "continuous":
         return [("-1sd", -1.0), ("+1sd", 1.0)]
@@ -222,14 +246,19 @@ def summarise(ed: EstimandDraws, chains: int, opts: EstimandOptions) -> pd.DataF
         })
     df = pd.DataFrame(recs, columns=list(ESTIMAND_COLUMNS))
     order = {e: i for i, e in enumerate(
-        ["att", "att_ratio", "trend_change", "fitted_mean", "counterfactual_mean"]
+        ["att", "att_ratio", "att_exposure", "att_phase", "trend_change", "fitted_mean",
+         "counterfactual_mean"]
         + [f"att_horizon_{h}" for h in opts.horizons]
         + ["events_gained", "indicator_contrast", "att_at_level", "indicator_main_contrast",
            "deviance"])}
-    sc = {"overall": 0, "collaborative": 1, "indicator": 2, "unit": 3}
+    sc = {"overall": 0, "collaborative": 1, "exposure": 2, "phase": 2, "indicator": 2,
+          "unit": 3}
     df["_o1"] = df["estimand"].map(order).fillna(99)
     df["_o2"] = df["scope"].map(sc).fillna(9)
-    df = df.sort_values(["_o1", "_o2", "group"], kind="stable").drop(columns=["_o1", "_o2"])
+    df["_o3"] = [int(g[2:]) if e == "att_exposure" and g[2:].isdigit() else 0
+                 for e, g in zip(df["estimand"], df["group"])]
+    df = df.sort_values(["_o1", "_o2", "_o3", "group"], kind="stable").drop(
+        columns=["_o1", "_o2", "_o3"])
     return df.reset_index(drop=True)
 
 
