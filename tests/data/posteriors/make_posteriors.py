@@ -28,8 +28,10 @@ def tiny_binomial_model():
     data = tiny_panel("binomial")
     im = tiny_indicators(data, missing_units=2, uncertain_units=1)
     # the parameterisation is pinned so that the stored draws outlive changes to "auto"
-    spec = ModelSpec(trend="linear", centered={"default": False, "unit": "auto"},
-                     decorrelate=False)
+    # (effect="slope", phases and seasonality off: the stored draws are of a level + slope
+    # change model, from before the exposure-time curve became the default)
+    spec = ModelSpec(trend="linear", effect="slope", seasonality=False, phases=False,
+                     centered={"default": False, "unit": "auto"}, decorrelate=False)
     return data, im, build(data, spec, im)
 
 
