@@ -42,7 +42,7 @@ from pydantic import (
 FamilyName = Literal["binomial", "betabinomial", "poisson", "negbinomial", "gaussian"]
 FreqName = Literal["week", "month", "quarter", "year"]
 TrendName = Literal["auto", "none", "linear", "rw", "spline", "period"]
-EffectName = Literal["step", "slope", "curve"]
+EffectName = Literal["auto", "step", "slope", "curve"]
 TermName = Literal["baseline", "level", "slope", "trend"]
 CodesFormat = Literal["long", "classification", "matrix"]
 Direction = Literal["increase", "decrease"]
@@ -329,8 +329,9 @@ class ModelSection(_Section):
         "periods) | spline (penalised cubic B-spline plus a linear part) | period (free "
         "zero-sum period effects, partially pooled).")
     effect: EffectName = Field(
-        default="curve",
-        description="The effect's shape over time since joining: curve (one effect per period "
+        default="auto",
+        description="The effect's shape over time since joining: auto (curve when post-join "
+        "rows have concurrent comparisons, slope for a single series) | curve (one effect per period "
         "since joining, partially pooled as a random walk: it may ramp up, plateau or fade; "
         "the ATT averages it) | step (one level change) | slope (a level change plus a "
         "linear change per period since joining: segmented regression). Exposure times "

@@ -11,9 +11,9 @@ from qicstats.errors import ModelSpecError
 Trend = Literal["auto", "none", "linear", "rw", "spline", "period"]
 TRENDS: tuple[str, ...] = ("auto", "none", "linear", "rw", "spline", "period")
 TERMS: tuple[str, ...] = ("baseline", "level", "slope", "trend")
-Effect = Literal["step", "slope", "curve"]
+Effect = Literal["auto", "step", "slope", "curve"]
 #: shapes of the effect over time since joining (see docs/model.md, *Effect shapes*)
-EFFECTS: tuple[str, ...] = ("step", "slope", "curve")
+EFFECTS: tuple[str, ...] = ("auto", "step", "slope", "curve")
 #: keys of ``centered`` besides the levels: the period effects and the exposure-time curve
 CENTERED_TERMS: tuple[str, ...] = ("period", "curve")
 
@@ -35,11 +35,13 @@ class ModelSpec:
         (:func:`qicstats.models.structure.resolve_structure`): free period effects when
         units not (yet) in a collaborative are observed in the periods after joins (comparison
         units, staggered or stepped-wedge starts), a linear trend for a single series.
-    effect : {"step", "slope", "curve"}
+    effect : {"auto", "step", "slope", "curve"}
         The effect's shape over time since joining: a step (one level change), a step plus a
         linear slope change (segmented regression), or an exposure-time curve (one effect per
-        period since joining, partially pooled as a random walk; the default). Horizons
-        without a concurrent comparison are pooled (see docs/model.md).
+        period since joining, partially pooled as a random walk). ``auto`` (the default): the
+        curve when post-join rows have concurrent comparisons, else (a single series) the
+        step plus slope. Horizons without a concurrent comparison are left out of the ATT
+        (see docs/model.md).
     seasonality : bool or "auto"
         Add zero-sum month-of-year (or quarter) effects (monthly/quarterly data only).
         ``auto``: with a parametric or smooth trend over at least two years of monthly or
@@ -89,7 +91,7 @@ class ModelSpec:
 
     family: str | None = None
     trend: str = "auto"
-    effect: str = "curve"
+    effect: str = "auto"
     spline_knots: int | None = None
     seasonality: bool | str = "auto"
     phases: bool | str = "auto"

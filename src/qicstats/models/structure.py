@@ -91,7 +91,7 @@ class Structure:
         from dataclasses import replace
 
         return replace(spec, trend=self.trend, seasonality=self.seasonality,
-                       phases=self.phases)
+                       phases=self.phases, effect=self.effect)
 
     @property
     def curve_max(self) -> int:
@@ -238,6 +238,16 @@ def resolve_structure(data: PanelData, spec: ModelSpec | None = None) -> Structu
     if why_levels:
         reasons["levels"] = why_levels
     effect = spec.effect
+    if effect == "auto":
+        # the curve needs concurrent comparisons: against a trend extrapolated from the
+        # periods before one join, per-horizon effects are weakly identified (funnels), and
+        # the classic segmented regression (level + slope change) is the standard ITS
+        effect = "slope" if single else "curve"
+        reasons["effect_choice"] = (
+            "a single series: a level change plus a slope change (segmented regression), the "
+            "standard interrupted time series; an exposure-time curve would rest on the "
+            "extrapolated trend alone" if single else
+            "concurrent comparisons identify an effect per period since joining")
     H = int(tab["exposure_time"].max()) if len(tab) else 0
     ident_max: int | None = None
     if len(tab):
