@@ -86,9 +86,11 @@ def test_defaults_are_the_documented_ones(tmp_path):
         None, None, {}, ("collaborative",), (), None, 6)
     assert cfg.indicators is None
     m = cfg.model
-    assert (m.trend, m.spline_knots, m.seasonality, m.random, m.correlated, m.centered,
-            m.ramp, m.ar1, m.zero_sum, m.priors) == ("spline", None, False, {}, (), {}, 0,
-                                                      False, True, {})
+    # trend, effect, seasonality and phases are read from the design ("auto"; see
+    # qicstats.models.resolve_structure and tests/test_structure.py)
+    assert (m.trend, m.effect, m.spline_knots, m.seasonality, m.phases, m.random,
+            m.correlated, m.centered, m.ramp, m.ar1, m.zero_sum, m.priors) == (
+        "auto", "auto", None, "auto", "auto", {}, (), {}, 0, False, True, {})
     e = cfg.estimands
     assert (e.horizons, e.mid, e.direction, e.interval_prob, e.positive_deviance_prob) == (
         (12,), None, "increase", 0.95, 0.9)
@@ -213,7 +215,8 @@ def test_model_spec_maps_one_to_one():
     assert spec.levels_for("level", cfg.data.levels) == ("site", "unit")
     # the defaults: every level for baseline/level/slope, none for the trend
     spec0 = model_spec(load_config(DATA / "minimal.yaml"))
-    assert spec0.random == {} and spec0.indicators is None and spec0.trend == "spline"
+    assert spec0.random == {} and spec0.indicators is None
+    assert (spec0.trend, spec0.effect, spec0.seasonality, spec0.phases) == ("auto",) * 4
 
 
 def test_vocabularies_match_the_lower_layers():
@@ -223,9 +226,10 @@ def test_vocabularies_match_the_lower_layers():
     from qicstats.data.periods import FREQS
     from qicstats.indicators.consensus import RULES
     from qicstats.models.priors import PRIOR_NAMES
-    from qicstats.models.spec import TERMS, TRENDS
+    from qicstats.models.spec import EFFECTS, TERMS, TRENDS
 
     assert get_args(S.TrendName) == TRENDS
+    assert get_args(S.EffectName) == EFFECTS
     assert get_args(S.TermName) == TERMS
     assert get_args(S.FamilyName) == FAMILIES
     assert S.COLUMN_ROLES == tuple(f.name for f in fields(ColumnMap))
@@ -255,12 +259,32 @@ def test_nested_unknown_key(tmp_path):
 
 def test_wrong_type(tmp_path):
     p = write(tmp_path, "data:\n  panel: panel.csv\nsampler:\n  chains: four\n"
-              "  progress: 1\nmodel:\n  seasonality: 'yes'\n")
+              "  progress: 1\nmodel:\n  ar1: 'yes'\n")
     probs = problems_of(p)
     pr = one(probs, "sampler.chains")
     assert pr.rule == "config_wrong_type" and "'four'" in pr.message and "(line 4)" in pr.message
     assert one(probs, "sampler.progress").rule == "config_wrong_type"
-    assert one(probs, "model.seasonality").rule == "config_wrong_type"
+    assert one(probs, "model.ar1").rule == "config_wrong_type"
+
+
+def test_wrong_type_for_bool_or_auto(tmp_path):
+    """``seasonality`` and ``phases`` take true, false or auto: a wrong value is reported
+    with its key, line and the allowed 'auto'."""
+    p = write(tmp_path, "data:\n  panel: panel.csv\nmodel:\n  seasonality: 'yes'\n"
+              "  phases: 3\n")
+    probs = problems_of(p)
+    for key, line in (("model.seasonality", 4), ("model.phases", 5)):
+        hits = [q for q in probs if q.message.split(" ")[0] == key]
+        assert hits and all(f"(line {line})" in q.message for q in hits), key
+        assert any(q.rule == "config_wrong_type" for q in hits)
+        assert any("auto" in (q.hint or "") for q in hits)
+
+
+@pytest.mark.xfail(strict=True, reason="a bool | 'auto' key reports one wrong value twice "
+                   "(once per member of the union): config/load.py")
+def test_wrong_type_for_bool_or_auto_is_one_problem(tmp_path):
+    p = write(tmp_path, "data:\n  panel: panel.csv\nmodel:\n  seasonality: 'yes'\n")
+    one(problems_of(p), "model.seasonality")
 
 
 def test_yaml_booleans_and_dates_get_a_quoting_hint(tmp_path):
@@ -276,7 +300,7 @@ def test_bad_literal_lists_allowed_values(tmp_path):
     probs = problems_of(p)
     pr = one(probs, "model.trend")
     assert pr.rule == "config_bad_option" and "'splien'" in pr.message
-    assert "allowed: none, linear, rw, spline, period" in pr.hint
+    assert "allowed: auto, none, linear, rw, spline, period" in pr.hint
     assert "did you mean 'spline'?" in pr.hint
     assert "did you mean 'data'?" in one(probs, "report.sections[1]").hint
 
@@ -481,8 +505,10 @@ def test_json_schema_describes_every_field():
     for v in defs.values():
         assert v["additionalProperties"] is False
     trend = defs["ModelSection"]["properties"]["trend"]
-    assert trend["enum"] == ["none", "linear", "rw", "spline", "period"]
-    assert trend["default"] == "spline"
+    assert trend["enum"] == ["auto", "none", "linear", "rw", "spline", "period"]
+    assert trend["default"] == "auto"
+    effect = defs["ModelSection"]["properties"]["effect"]
+    assert effect["enum"] == ["auto", "step", "slope", "curve"] and effect["default"] == "auto"
 
 
 def test_cli_schema_prints_and_writes(tmp_path, capsys):

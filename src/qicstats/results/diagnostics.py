@@ -5,12 +5,16 @@ not whole: missing (NaN or infinite) draws, an R-hat or ESS that could not be co
 parameter to check at all, or fewer chains or draws than were asked for (what an interrupted
 sampler returns: nutpie hands back the draws made so far, padded with NaN). A run made with
 the fast preset (short chains) warns, so its report says so at the top.
+
+:func:`with_identification` adds the identification diagnostics
+(:mod:`qicstats.results.identification`): an effect weakly identified against the secular
+trend makes a passing gate warn, with its reason (and remedy) first.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import arviz as az
@@ -57,6 +61,10 @@ class Diagnostics:
         Why the verdict is not "pass" (empty when it passes), in the order checked.
     worst : DataFrame
         Parameters with the largest R-hat / smallest ESS.
+    identification_reasons : list of str
+        The warnings of weak identification of the effect against the secular trend
+        (:mod:`qicstats.results.identification`), each with its remedy; they also open
+        ``reasons`` (at warn level). See :func:`with_identification`.
     reason_levels : list of str
         The severity (``"fail"`` or ``"warn"``) of each entry of ``reasons``, in the same
         order. When it does not match ``reasons`` in length (a ``Diagnostics`` built or
@@ -94,6 +102,7 @@ class Diagnostics:
 
     _checks: list[tuple[str, float, str, str]] = field(default_factory=list, repr=False)
     reason_levels: list[str] = field(default_factory=list)
+    identification_reasons: list[str] = field(default_factory=list)
 
     def _levels(self) -> list[str]:
         if len(self.reason_levels) == len(self.reasons):
@@ -344,3 +353,32 @@ def _worst_table(rhat: Any, ess_b: Any, ess_t: Any, k: int = 10) -> pd.DataFrame
             recs.append((v if r.size == 1 else f"{v}[{i}]", r[i], b[i], t[i]))
     df = pd.DataFrame(recs, columns=["parameter", "r_hat", "ess_bulk", "ess_tail"])
     return df.sort_values(["ess_bulk"]).head(k).reset_index(drop=True)
+
+
+#: the row of :meth:`Diagnostics.to_frame` that counts weakly identified effect parameters
+IDENTIFICATION_CHECK = "weakly identified effects"
+
+
+def with_identification(dg: Diagnostics, reasons: list[str], *, checked: bool = True
+                        ) -> Diagnostics:
+    """``dg`` with the identification warnings ``reasons`` merged in.
+
+    The reasons open :attr:`Diagnostics.reasons` at warn level (a weakly identified effect is
+    the first thing to fix: converged draws of it still follow the assumed trend, not the
+    data), a passing verdict becomes ``"warn"`` (a failing one stays ``"fail"``), and
+    :meth:`Diagnostics.to_frame` gains the row :data:`IDENTIFICATION_CHECK`. ``checked``
+    False (the diagnostics could not be computed) records the row as not checked.
+    """
+    reasons = [str(r) for r in reasons]
+    levels = dg._levels()
+    verdict = dg.verdict if (dg.verdict == "fail" or not reasons) else "warn"
+    status = "warn" if reasons else ("pass" if checked else "info")
+    from qicstats.results.identification import STRONG_CORRELATION, WEAK_CONTRACTION
+
+    row = (IDENTIFICATION_CHECK, float(len(reasons)),
+           f"warn > 0 (contraction < {WEAK_CONTRACTION:g} or |corr with trend| > "
+           f"{STRONG_CORRELATION:g})", status)
+    checks = [c for c in dg._checks if c[0] != IDENTIFICATION_CHECK]
+    return replace(dg, verdict=verdict, reasons=reasons + list(dg.reasons),
+                   reason_levels=["warn"] * len(reasons) + levels,
+                   identification_reasons=reasons, _checks=checks + [row])

@@ -18,7 +18,12 @@ import xarray as xr
 
 from qicstats.errors import ConvergenceError, IdentityError
 from qicstats.models.build import QICModel
-from qicstats.results.diagnostics import Diagnostics, Thresholds, compute_diagnostics
+from qicstats.results.diagnostics import (
+    Diagnostics,
+    Thresholds,
+    compute_diagnostics,
+    with_identification,
+)
 from qicstats.results.draws import Predictor, param_chunks
 from qicstats.results.estimands import (
     EstimandDraws,
@@ -29,6 +34,7 @@ from qicstats.results.estimands import (
     summarise,
     unit_ranks,
 )
+from qicstats.results.identification import IdentificationReport, identification
 from qicstats.results.ppc import pointwise_loglik, predictive, residual_frame
 
 #: posterior variables never shown in the parameter summary (raw non-centred draws etc.)
@@ -71,12 +77,33 @@ class FitResult:
         att = self.estimands()
         head = att[(att["estimand"] == "att") & (att["scope"] == "overall")]
         mcse = float(head["mcse"].iloc[0]) if len(head) else float("nan")
-        return compute_diagnostics(self.idata, self.qmodel.free_parameter_names(),
-                                   thresholds=self.thresholds, headline_mcse=mcse)
+        dg = compute_diagnostics(self.idata, self.qmodel.free_parameter_names(),
+                                 thresholds=self.thresholds, headline_mcse=mcse)
+        try:
+            reasons, checked = self.identification().warn_reasons, True
+        except Exception as exc:  # noqa: BLE001 - unknown identification is reported as weak
+            reasons = [f"weak identification cannot be ruled out: the identification "
+                       f"diagnostics could not be computed ({type(exc).__name__}: {exc})"]
+            checked = False
+        return with_identification(dg, reasons, checked=checked)
 
     def diagnostics(self) -> Diagnostics:
-        """The diagnostics gate (verdict pass/warn/fail and the numbers behind it)."""
+        """The diagnostics gate (verdict pass/warn/fail and the numbers behind it).
+
+        Weak identification of the effect against the secular trend
+        (:meth:`identification`) is a warning, listed first with its remedy: a gate that
+        would pass warns."""
         return self._diagnostics
+
+    @cached_property
+    def _identification(self) -> IdentificationReport:
+        return identification(self.qmodel, self.idata)
+
+    def identification(self) -> IdentificationReport:
+        """Identification of the effect parameters against the secular trend: contraction
+        from prior to posterior and the largest posterior correlation with the trend, with
+        warnings and remedies (:mod:`qicstats.results.identification`)."""
+        return self._identification
 
     @property
     def verdict(self) -> str:
@@ -143,6 +170,23 @@ class FitResult:
             df = df[df["scope"] == scope]
         return df.reset_index(drop=True).copy()
 
+    def att_rows(self) -> pd.DataFrame:
+        """The tidy ATT rows: overall, per collaborative, by exposure time (``att_exposure``)
+        and by phase (``att_phase``), with ``exposure_time`` (``Int64``; ``<NA>`` off the
+        exposure rows) and ``in_att`` (whether the ATT averages that row's unit-periods:
+        always for the overall, collaborative and phase rows; for an exposure time, whether
+        it is identified, see :attr:`~qicstats.models.structure.Structure.horizons`)."""
+        est = self.estimands()
+        keep = (((est["estimand"] == "att") & est["scope"].isin(["overall", "collaborative"]))
+                | (est["estimand"] == "att_exposure") | (est["estimand"] == "att_phase"))
+        out = est[keep].reset_index(drop=True)
+        h = [int(g[2:]) if e == "att_exposure" and str(g)[2:].isdigit() else None
+             for e, g in zip(out["estimand"], out["group"].astype(str))]
+        out["exposure_time"] = pd.array(h, dtype="Int64")
+        in_att = _att_horizons(self.qmodel)
+        out["in_att"] = [True if v is None or in_att is None else (v in in_att) for v in h]
+        return out
+
     def unit_ranks(self) -> pd.DataFrame:
         """Rank distributions of unit improvement (1 = most improved)."""
         return unit_ranks(self._estimand_draws, self.options)
@@ -159,8 +203,13 @@ class FitResult:
             return "No participating unit-periods after joining: nothing to estimate."
         r = row.iloc[0]
         pct = self.qmodel.design.family in ("binomial", "betabinomial")
-        f = (lambda v: f"{100 * v:+.1f}") if pct else (lambda v: f"{v:+.3g}")
-        unit = " percentage points" if pct else ""
+        per = rate_multiplier(est) if str(r["scale"]) == "rate" else 1
+        if pct:
+            f, unit = (lambda v: f"{100 * v:+.1f}"), " percentage points"
+        elif per > 1:
+            f, unit = (lambda v: f"{per * v:+.3g}"), f" {per_label(per)} of exposure"
+        else:
+            f, unit = (lambda v: f"{v:+.3g}"), ""
         better = "improvement" if self.options.direction == "increase" else "reduction"
         tr = est[(est["estimand"] == "trend_change") & (est["scope"] == "overall")]
         trend = (f" Over the same periods the secular trend alone changed the outcome by "
@@ -168,7 +217,7 @@ class FitResult:
         ip = int(round(100 * self.options.interval_prob))
         return (f"Beyond the secular trend, participating units changed by {f(r['mean'])}{unit} "
                 f"({ip}% interval {f(r['lower'])} to {f(r['upper'])}); the posterior "
-                f"probability of an {better} is {r['prob_improved']:.0%}.{trend}")
+                f"probability of an {better} is {_pct(r['prob_improved'])}.{trend}")
 
     # ---- trajectories ----------------------------------------------------------------------
     @cached_property
@@ -345,6 +394,58 @@ class FitResult:
 
     def __repr__(self) -> str:
         return f"<FitResult {self.name!r}: family={self.qmodel.family}, verdict={self.verdict}>"
+
+
+def _pct(p: Any) -> str:
+    """A posterior probability in percent; never exactly 0 % or 100 % from finite draws."""
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        return "unknown"
+    if not np.isfinite(p):
+        return "unknown"
+    return "<1%" if p < 0.005 else (">99%" if p > 0.995 else f"{p:.0%}")
+
+
+def rate_multiplier(est: pd.DataFrame) -> int:
+    """A power of ten that makes rates per unit of exposure readable ("per 100,000").
+
+    Chosen from the overall counterfactual mean (else the largest absolute ATT): 1 when the
+    rate is at least 1 per unit of exposure, otherwise the smallest of 1,000, 10,000, ...,
+    10**9 that shows it as 100 or more (an ATT of -0.00019 per person-month against a rate
+    of 0.0015 is -19 against 150 per 100,000). One multiplier per fit, so that every number
+    shown is on the same footing; tables written as CSV keep the raw units.
+    """
+    if est is None or not len(est) or "scale" not in est.columns:
+        return 1
+    rates = est[est["scale"] == "rate"]
+    base = float("nan")
+    cf = rates[(rates["estimand"] == "counterfactual_mean") & (rates["scope"] == "overall")]
+    if len(cf):
+        base = abs(float(cf["mean"].iloc[0]))
+    if not (np.isfinite(base) and base > 0):
+        att = rates[rates["estimand"] == "att"]["mean"].abs()
+        base = float(att.max()) * 10 if len(att) else float("nan")
+    if not (np.isfinite(base) and base > 0) or base >= 1:
+        return 1
+    for k in range(3, 10):
+        if base * 10**k >= 100:
+            return 10**k
+    return 10**9
+
+
+def per_label(per: int) -> str:
+    """``"per 100,000"`` (``"per million"``, ``"per billion"``) for a rate multiplier."""
+    return {10**6: "per million", 10**9: "per billion"}.get(int(per), f"per {int(per):,}")
+
+
+def _att_horizons(qm: QICModel) -> set[int] | None:
+    st = qm.structure
+    if st is not None and len(st.horizons) and "in_att" in st.horizons.columns:
+        return {int(h) for h, k in zip(st.horizons["exposure_time"], st.horizons["in_att"])
+                if bool(k)}
+    im = getattr(qm.design, "identified_max", None)
+    return None if im is None else set(range(int(im) + 1))
 
 
 def _trajectories(qm: QICModel, idata: xr.DataTree, prob: float) -> pd.DataFrame:
