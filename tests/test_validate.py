@@ -495,15 +495,30 @@ def test_rule_covariate_not_numeric():
     assert prob.rule == "covariate_not_numeric"
 
 
-def test_rule_not_identified_same_join_and_no_comparison():
+def test_rule_single_series_same_join_and_no_comparison_is_a_warning():
+    """Every unit joining at once without comparison units is a single-series interrupted
+    time series: fitted (with a parametric trend), so a warning, not an error."""
     p, u = base()
     p = p[p["unit"].isin(["U1", "U2", "U3", "U4"])]
     u = u[u["unit"].isin(["U1", "U2", "U3", "U4"])].assign(join_period="2023-06")
-    prob = only(p, u)
-    assert prob.rule == "not_identified"
+    pdata = validate(p, u)
+    w = {q.rule: q for q in pdata.warnings}
+    assert "single_series" in w and "not_identified" not in w
+    prob = w["single_series"]
+    assert prob.severity == "warning"
     assert "same period (2023-06)" in prob.message
-    # staggered joins without comparison units are identified
-    assert validate(p, u.assign(join_period=["2023-04", "2023-06", "2023-06", "2023-08"]))
+    assert "extrapolating a parametric trend" in prob.message
+    assert "model.trend: linear" in prob.hint
+    assert set(prob.examples) == {"U1", "U2", "U3", "U4"} and prob.count == 4
+    # one participating unit alone (no comparison) is a single series too
+    one_u = validate(p[p["unit"] == "U1"], u[u["unit"] == "U1"])
+    assert "single_series" in {q.rule for q in one_u.warnings}
+    # staggered joins without comparison units: no warning
+    st = validate(p, u.assign(join_period=["2023-04", "2023-06", "2023-06", "2023-08"]))
+    assert "single_series" not in {q.rule for q in st.warnings}
+    # with comparison units: no warning either
+    p6, u6 = base()
+    assert "single_series" not in {q.rule for q in validate(p6, u6).warnings}
 
 
 def test_rule_not_identified_without_participating_units():
