@@ -45,8 +45,10 @@ def test_init_on_the_demo_writes_a_config_that_loads(demo_init):
     assert cfg.name == "demo"  # the output folder's name
     assert cfg.data.family == "betabinomial"
     assert cfg.data.levels == ("collaborative", "site")
-    assert cfg.model.trend == "spline"  # 36 periods
-    assert cfg.model.seasonality is False
+    # 25 comparison units observed throughout: free period effects (which contain the
+    # seasons) and the exposure-time curve, read from the design
+    assert (cfg.model.trend, cfg.model.effect) == ("period", "curve")
+    assert cfg.model.seasonality is False and cfg.model.phases is False
     assert cfg.estimands.horizons == (12,)  # follow-up up to 29 periods
     assert cfg.estimands.direction == "increase"
     assert cfg.indicators is not None and cfg.indicators.consensus == "majority"
@@ -140,8 +142,13 @@ def test_short_panel_gets_linear_trend_and_half_follow_up(tmp_path):
     fu = max(int(months([last[u]])[0] - months([j])[0])
              for u, j in zip(units["unit"], units["join_period"]))
     assert fu < 12
-    assert cfg.model.trend == "linear"  # 12 periods < 24
+    # two comparison units observed throughout and staggered joins: period effects and the
+    # curve; every exposure time has concurrent comparisons, so the horizon is half the
+    # follow-up
+    assert (cfg.model.trend, cfg.model.effect, cfg.model.seasonality) == ("period", "curve",
+                                                                          False)
     assert cfg.estimands.horizons == (fu // 2,)
+    assert "2 comparison units" in " ".join(res.notes["model.trend"])
     assert cfg.data.family == "betabinomial" and cfg.estimands.direction == "increase"
     assert cfg.data.levels == ("collaborative", "site")
     assert cfg.indicators is None and "indicators: null" in res.text
@@ -191,3 +198,62 @@ def test_indicators_need_a_codebook(tmp_path, capsys):
     code, _o, err = run(capsys, "--panel", str(DEMO / "panel.csv"), "--indicators",
                         str(DEMO / "indicators.csv"), "-o", str(tmp_path / "a.yaml"))
     assert code == 2 and "--codebook" in err
+
+
+# ---- design-aware choices on zoo designs ---------------------------------------------------
+def _zoo_init(tmp_path, name: str, **overrides):
+    from qicstats.data import validate
+    from qicstats.models import resolve_structure
+    from qicstats.simulate import simulate
+
+    sim = simulate(name, seed=1, **overrides)
+    paths = sim.write(tmp_path / name)
+    res = write_init_config(paths["panel"], tmp_path / name / "analysis.yaml",
+                            units=paths["units"])
+    data = validate(paths["panel"], paths["units"], family=res.config.data.family,
+                    levels=res.config.data.levels)
+    return res, resolve_structure(data)
+
+
+def test_init_on_a_stepped_wedge_names_its_choices_and_why(tmp_path):
+    # 20 quarters: a follow-up of 12 periods and more, past the identified exposure times
+    res, st = _zoo_init(tmp_path, "stepped_wedge", n_periods=20)
+    m = res.config.model
+    assert (m.trend, m.effect) == ("period", "curve") == (st.trend, st.effect)
+    trend_note = " ".join(res.notes["model.trend"])
+    assert "stepped-wedge" in trend_note and "Trend: period" in trend_note
+    assert st.reasons["trend"] in trend_note                 # the same reasons as the model
+    effect_note = " ".join(res.notes["model.effect"])
+    assert effect_note.startswith("curve") and st.reasons["identification"] in effect_note
+    assert f"0..{st.identified_max}" in effect_note
+    # horizons past the identified ones have no concurrent comparison: the horizon is capped
+    assert st.max_exposure >= ZOO_HORIZON_CAP > st.identified_max
+    assert res.config.estimands.horizons == (st.identified_max,)
+    assert any("no concurrent" in n and str(st.identified_max) in n
+               for n in res.notes["estimands.horizons"])
+    # the notes are written into the file as comments
+    flat = res.text.replace("\n  #   ", " ").replace("\n  # ", " ")
+    assert "Trend: period, because" in flat
+    assert "trend: period" in res.text and "effect: curve" in res.text
+
+
+#: the init horizon: 12 periods when the follow-up allows (see config/init.py)
+ZOO_HORIZON_CAP = 12
+
+
+def test_init_on_a_single_series_names_its_choices_and_why(tmp_path):
+    res, st = _zoo_init(tmp_path, "single_series")
+    m = res.config.model
+    assert (m.trend, m.effect, m.seasonality) == ("linear", "slope", True)
+    assert st.single_series
+    trend_note = " ".join(res.notes["model.trend"])
+    assert "single series" in trend_note and "Trend: linear" in trend_note
+    assert "interrupted time series" in trend_note
+    effect_note = " ".join(res.notes["model.effect"])
+    assert effect_note.startswith("slope") and "extrapolating the linear trend" in effect_note
+    assert "two years" in " ".join(res.notes["model.seasonality"])
+    assert any(w.rule == "single_series" for w in res.warnings)
+    # the file it wrote runs as written: loading it gives the same choices
+    cfg = load_config(res.path)
+    assert (cfg.model.trend, cfg.model.effect, cfg.model.seasonality) == (
+        "linear", "slope", True)
