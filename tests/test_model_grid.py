@@ -59,7 +59,7 @@ def test_grid_predictor_equals_rowwise(case: str) -> None:
     else:
         data = tiny_panel("binomial", sites=False)
         spec = ModelSpec(random={"baseline": ("collaborative", "unit"), "level": ("unit",),
-                                 "slope": ("unit",)}, correlated=("unit",))
+                                 "slope": ("unit",)}, correlated=("unit",), effect="slope")
         ind = None
     qm = build(data, spec, ind)
     g, r = _both_forms(qm)
@@ -125,15 +125,42 @@ def _free_names(qm) -> set[str]:
     return {v.name for v in qm.model.free_RVs}
 
 
+def _with_collaborative_offsets(data, sd: float, seed: int = 0):
+    """``data`` with the numerators redrawn around collaborative offsets ``N(0, sd)`` on the
+    logit scale (tiny_panel's outcomes have unit effects only)."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(seed)
+    names = sorted(data.units["collaborative"].dropna().unique())
+    off = dict(zip(names, rng.normal(0, sd, len(names))))
+    coll = data.panel["unit"].map(data.units.set_index("unit")["collaborative"])
+    panel = data.panel.copy()
+    n, y = panel["denominator"].to_numpy(), panel["numerator"].to_numpy()
+    q = (y + 0.5) / (n + 1.0)
+    eta = np.log(q / (1 - q)) + coll.map(off).astype(float).fillna(0.0).to_numpy()
+    panel["numerator"] = rng.binomial(n, 1 / (1 + np.exp(-eta)))
+    return replace(data, panel=panel)
+
+
 def test_auto_centring_follows_the_data() -> None:
     # 2 collaboratives of 4 units: few groups -> non-centred collaborative effects
     few = build(tiny_panel("binomial"), ModelSpec())
     assert {"u_collaborative_z", "v_level_collaborative_z"} <= _free_names(few)
-    # 10 collaboratives of 8 well-measured sites each -> centred (zero-sum) effects
-    many = build(tiny_panel("binomial", n_collaboratives=10, units_per_collab=16, T=24), ModelSpec())
-    names = _free_names(many)
-    assert {"u_collaborative", "v_level_collaborative"} <= names
+    # 10 collaboratives of 16 units, but tiny_panel's data have no spread between
+    # collaboratives: the pilot fit finds little, so the effects stay (nearly) non-centred
+    big = tiny_panel("binomial", n_collaboratives=10, units_per_collab=16, T=24)
+    flat = build(big, ModelSpec())
+    assert flat.centring["baseline.collaborative"] < 0.5
+    # the same design with collaborative offsets of sd 1: (nearly) centred, i.e. the weight
+    # tau^2 / (tau^2 + se^2) follows the spread the data show
+    spread = build(_with_collaborative_offsets(big, 1.0), ModelSpec())
+    names = _free_names(spread)
+    assert spread.centring["baseline.collaborative"] >= 0.5
     assert "u_collaborative_z" not in names
+    assert {"u_collaborative", "u_collaborative_pc"} & names
+    # change effects are centred only where the data pin a group down to a twentieth of the
+    # sd's prior scale: not in a panel this small
+    assert "v_level_collaborative_z" in names
     # explicit choices win over "auto" in both directions
     forced = build(tiny_panel("binomial"), ModelSpec(centered={"collaborative": True}))
     assert "u_collaborative" in _free_names(forced)
