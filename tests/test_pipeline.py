@@ -90,6 +90,15 @@ def test_run_writes_a_complete_folder(mock_pymc, config, tmp_path):
     assert tuple(est.columns) == ESTIMAND_COLUMNS
     assert {"overall", "collaborative", "unit", "indicator"} <= set(est["scope"])
     assert (est["lower"] <= est["upper"]).all()
+    from qicstats.results.identification import IDENTIFICATION_COLUMNS
+
+    ident = pd.read_csv(out / "identification.csv")
+    assert tuple(ident.columns) == IDENTIFICATION_COLUMNS
+    # the default effect with comparison units: the exposure-time curve, one row per horizon
+    assert ident["parameter"].str.startswith("effect_curve[h=").all() and len(ident) > 1
+    # prior draws (the mock sampler) barely contract: weak, and the gate says so first
+    assert ident["weak"].any() and manifest["verdict"] in ("warn", "fail")
+    assert manifest["diagnostics"]["identification_reasons"]
     # no partial folders are left next to the run
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
     # one sampling call with the config's settings

@@ -9,6 +9,7 @@ A run folder (a public contract: extend, never rename) holds
 ``summary.csv``            parameter summary (:meth:`FitResult.summary`)
 ``estimands.csv``          the tidy estimands table (:data:`ESTIMAND_COLUMNS`)
 ``diagnostics.csv``        the diagnostics gate, one row per check
+``identification.csv``     contraction and trend correlation of each effect parameter
 ``unit_ranks.csv``         rank distributions of unit improvement
 ``positive_deviance.csv``  units beating / falling short of their collaborative
 ``residual_signals.csv``   Anhøj rules on each unit's posterior predictive residuals
@@ -95,9 +96,9 @@ Progress = Callable[[str], None]
 
 RUN_FILES: tuple[str, ...] = (
     "config.resolved.yaml", "manifest.json", "posterior.nc", "summary.csv", "estimands.csv",
-    "diagnostics.csv", "unit_ranks.csv", "positive_deviance.csv", "residual_signals.csv",
-    "frequentist.csv", "indicator_agreement.csv", "sensitivity_by_coder.csv", "estimands.md",
-    "estimands.tex", "report.html",
+    "diagnostics.csv", "identification.csv", "unit_ranks.csv", "positive_deviance.csv",
+    "residual_signals.csv", "frequentist.csv", "indicator_agreement.csv",
+    "sensitivity_by_coder.csv", "estimands.md", "estimands.tex", "report.html",
 )
 #: float format of the CSV tables (stable across runs of the same draws)
 CSV_FLOAT = "%.10g"
@@ -599,6 +600,13 @@ def _write_folder(tmp: Path, an: Analysis, result: FitResult, sens: pd.DataFrame
     _csv(est, tmp / "estimands.csv")
     dg = result.diagnostics()
     _csv(dg.to_frame(), tmp / "diagnostics.csv")
+    try:
+        ident = result.identification().table
+    except Exception:  # noqa: BLE001 - the gate already warns that it could not be computed
+        from qicstats.results.identification import IDENTIFICATION_COLUMNS
+
+        ident = pd.DataFrame(columns=list(IDENTIFICATION_COLUMNS))
+    _csv(ident, tmp / "identification.csv")
     _csv(result.unit_ranks(), tmp / "unit_ranks.csv")
     _csv(result.positive_deviance(), tmp / "positive_deviance.csv")
     signals = result.residual_signals()
