@@ -137,3 +137,49 @@ def test_codebook_equality_ignores_path() -> None:
     a = load_codebook(DATA / "codebook.yaml")
     b = Codebook(dict(a.indicators), a.description)
     assert a == b and a.path is not None and b.path is None
+
+
+def test_descriptive_keys_round_trip(tmp_path: Path) -> None:
+    """description, definition, notes and examples (and level descriptions) are kept as text,
+    survive to_dict / to_yaml and change nothing numeric."""
+    raw = {
+        "description": "Interview codes.",
+        "indicators": {
+            "support": {
+                "type": "ordinal", "role": "moderator",
+                "levels": [{"weak": "no visible backing"},
+                           {"name": "moderate", "description": "backing in words"},
+                           "strong"],
+                "description": "How much management backed the work.",
+                "definition": "Coded from interviews.",
+                "notes": ["second coder for a third", "adjudicated"],
+                "examples": ["manager attends huddles"],
+            },
+            "coord": {"type": "binary", "role": "both"},
+        },
+    }
+    cb = load_codebook(raw)
+    s = cb["support"]
+    assert s.levels == ("weak", "moderate", "strong")
+    assert s.notes == {"description": "How much management backed the work.",
+                       "definition": "Coded from interviews.",
+                       "notes": "second coder for a third; adjudicated",
+                       "examples": "manager attends huddles"}
+    assert s.level_notes.get("weak") == "no visible backing"
+    assert s.level_notes.get("moderate") == "backing in words"
+    assert cb["coord"].notes == {}
+    # round trips: dict, YAML text, a file
+    assert load_codebook(cb.to_dict()) == cb
+    assert load_codebook(yaml.safe_load(cb.to_yaml())) == cb
+    path = tmp_path / "codebook.yaml"
+    path.write_text(cb.to_yaml(), encoding="utf-8")
+    back = load_codebook(path)
+    assert back == cb and back["support"].notes == s.notes
+    assert back["support"].level_notes == s.level_notes
+    # numerically the same indicator as without the descriptive keys
+    bare = load_codebook({"indicators": {"support": {"type": "ordinal", "role": "moderator",
+                                                     "levels": ["weak", "moderate",
+                                                                "strong"]}}})
+    b = bare["support"]
+    assert (b.levels, b.role, b.type, b.aliases) == (s.levels, s.role, s.type, s.aliases)
+    assert s.normalize("Moderate") == b.normalize("Moderate") == "moderate"
