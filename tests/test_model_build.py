@@ -33,6 +33,11 @@ from qicstats.testing import tiny_indicators, tiny_panel
 HERE = Path(__file__).parent
 POSTERIORS = HERE / "data" / "posteriors"
 NO_CENTRE = {"default": False}  # fixed parameterisation: the free-variable names are known
+#: the level + slope change (segmented regression) with a linear trend: the model of the tests
+#: below that are about terms, priors and the block rather than the design-aware defaults
+#: (``trend``/``effect`` "auto" give period effects and the exposure-time curve on a panel
+#: with comparison units: see test_default_spec_on_a_controlled_panel and test_structure.py)
+SLOPE = {"trend": "linear", "effect": "slope"}
 
 
 def _load_make_posteriors():
@@ -57,9 +62,9 @@ def logp_at(rv, value: float) -> float:
 # free variables and dims
 # =========================================================================================
 
-def test_default_spec_variables_and_dims() -> None:
+def test_slope_spec_variables_and_dims() -> None:
     data = tiny_panel("binomial")
-    qm = build(data, ModelSpec(centered=NO_CENTRE))
+    qm = build(data, ModelSpec(centered=NO_CENTRE, **SLOPE))
     dims = free_dims(qm)
     assert set(dims) == {
         "intercept", "intervention_xi",
@@ -92,9 +97,32 @@ def test_default_spec_variables_and_dims() -> None:
         v.name for v in qm.model.deterministics}
 
 
+def test_default_spec_on_a_controlled_panel() -> None:
+    """The defaults read the design: comparison units observed throughout -> free period
+    effects and the exposure-time curve (one value per exposure time 0..max), collaborative
+    curve deviations, no slope terms, no seasons (contained in the period effects)."""
+    data = tiny_panel("binomial")
+    qm = build(data, ModelSpec())
+    assert (qm.spec.trend, qm.spec.effect, qm.spec.seasonality, qm.spec.phases) == (
+        "period", "curve", False, False)
+    names = {rv.name for rv in qm.model.free_RVs} | set(qm.model.named_vars)
+    assert {"period_sd", "sd_curve", "effect_curve", "v_curve_collaborative",
+            "sd_curve_collaborative"} <= names
+    assert not {"level_change", "slope_change", "trend_slope"} & names
+    assert not any(n.startswith(("v_slope", "sd_slope")) for n in names)
+    H = qm.structure.max_exposure
+    assert list(qm.model.coords["exposure_time"]) == [str(h) for h in range(H + 1)]
+    assert qm.model.named_vars_to_dims["v_curve_collaborative"] == (
+        "collaborative_joined", "exposure_time")
+    # the period effects and the curve join the decorrelated block when centred
+    blk = build(data, ModelSpec(centered={"period": True, "curve": True})).intervention
+    assert (blk.names, blk.n_period, blk.n_curve) == ((), data.periods.T - 1, H + 1)
+
+
 def test_initial_point_logp_is_finite() -> None:
     qm = build(tiny_panel("poisson", sites=False),
-               ModelSpec(trend="none", random={"baseline": ("unit",), "level": (), "slope": ()}))
+               ModelSpec(trend="none", effect="slope",
+                         random={"baseline": ("unit",), "level": (), "slope": ()}))
     ip_logp, grad = qm.initial_point_logp()
     assert np.isfinite(ip_logp)
     assert grad.shape == (qm.model.initial_point()["u_unit_z"].size + 4,)
@@ -102,19 +130,19 @@ def test_initial_point_logp_is_finite() -> None:
 
 
 @pytest.mark.parametrize("spec, expected", [
-    (ModelSpec(trend="none", random={"baseline": ("unit",), "level": (), "slope": ()},
-               centered=NO_CENTRE),
+    (ModelSpec(trend="none", effect="slope",
+               random={"baseline": ("unit",), "level": (), "slope": ()}, centered=NO_CENTRE),
      {"intercept", "sd_u_unit", "u_unit_z", "intervention_xi"}),
-    (ModelSpec(trend="rw", random={"baseline": (), "level": (), "slope": ()}),
+    (ModelSpec(trend="rw", effect="slope", random={"baseline": (), "level": (), "slope": ()}),
      {"intercept", "trend_sd", "trend_rw_z", "intervention_xi"}),
-    (ModelSpec(trend="period", seasonality=True, random={"baseline": (), "level": (),
-                                                         "slope": ()}),
+    (ModelSpec(trend="period", effect="slope", seasonality=True,
+               centered={"period": False}, random={"baseline": (), "level": (), "slope": ()}),
      {"intercept", "period_sd", "period_z", "season_sd", "season_z", "intervention_xi"}),
-    (ModelSpec(trend="spline", spline_knots=2, ar1=True,
+    (ModelSpec(trend="spline", effect="slope", spline_knots=2, ar1=True,
                random={"baseline": (), "level": (), "slope": ()}),
      {"intercept", "trend_sd", "trend_spline_z", "ar_rho", "ar_sd", "ar_z",
       "intervention_xi"}),
-    (ModelSpec(trend="linear", correlated=("unit",), centered=NO_CENTRE,
+    (ModelSpec(trend="linear", effect="slope", correlated=("unit",), centered=NO_CENTRE,
                random={"baseline": (), "level": ("unit",), "slope": ("unit",),
                        "trend": ("site",)}),
      {"intercept", "trend_slope", "sd_trend_site", "w_trend_site_z", "intervention_xi",
@@ -137,15 +165,16 @@ def test_free_variables_per_spec(spec: ModelSpec, expected: set[str]) -> None:
 
 
 def test_family_parameters_and_indicator_variables() -> None:
-    for fam, extra in [("betabinomial", {"phi"}), ("negbinomial", {"alpha"}),
+    # the overdispersion priors are on 1 / sqrt(phi) and 1 / sqrt(alpha): those are free
+    for fam, extra in [("betabinomial", {"phi_inv_sqrt"}), ("negbinomial", {"alpha_inv_sqrt"}),
                        ("gaussian", {"sigma"}), ("poisson", set()), ("binomial", set())]:
-        qm = build(tiny_panel(fam), ModelSpec(trend="none", random={"baseline": (),
-                                                                    "level": (), "slope": ()}))
+        qm = build(tiny_panel(fam), ModelSpec(trend="none", effect="slope",
+                                              random={"baseline": (), "level": (), "slope": ()}))
         assert set(free_dims(qm)) == {"intercept", "intervention_xi"} | extra, fam
     data = tiny_panel("binomial")
     im = tiny_indicators(data, missing_units=1, uncertain_units=1, continuous=True)
-    qm = build(data, ModelSpec(trend="none", random={"baseline": (), "level": (), "slope": ()}),
-               im)
+    qm = build(data, ModelSpec(trend="none", effect="slope",
+                               random={"baseline": (), "level": (), "slope": ()}), im)
     dims = free_dims(qm)
     assert dims["ind_main"] == ("indicator_main",)
     assert qm.model.named_vars_to_dims["ind_level"] == ("indicator_moderator",)
@@ -188,7 +217,8 @@ def test_bad_spec_raises(kwargs: dict, match: str) -> None:
     (ModelSpec(priors={"sd_u": {"dist": "HalfNormal", "sigma": 1, "on": "log"}}), "'on'"),
     (ModelSpec(random={"baseline": ("ward",)}), "unknown level"),
     (ModelSpec(covariates=("beds",)), "covariate 'beds'"),
-    (ModelSpec(correlated=("unit",), priors={"sd_level_unit": {"dist": "Exponential",
+    (ModelSpec(correlated=("unit",), effect="slope",
+               priors={"sd_level_unit": {"dist": "Exponential",
                                                                  "lam": 1.0}}),
      "HalfNormal"),
     (ModelSpec(family="ordinal"), "unknown family"),
@@ -241,7 +271,7 @@ def test_prior_describe_and_positive() -> None:
 def test_prior_overrides_change_the_distribution() -> None:
     data = tiny_panel("binomial")
     spec = ModelSpec(
-        centered=NO_CENTRE,
+        centered=NO_CENTRE, **SLOPE,
         priors={"sd_u_unit": {"dist": "HalfCauchy", "beta": 5.0},
                 "sd_u": {"dist": "Exponential", "lam": 3.0},          # generic: other levels
                 "sd_level_site": {"dist": "InverseGamma", "alpha": 2.0, "beta": 0.5,
@@ -265,7 +295,7 @@ def test_prior_overrides_change_the_distribution() -> None:
     assert qm.priors["sd_u_collaborative"] == Prior("Exponential", {"lam": 3.0})
     assert qm.priors["sd_level_collaborative"] == Prior("HalfNormal", {"sigma": 0.5})
     # and a default prior is untouched
-    default = build(data, ModelSpec(centered=NO_CENTRE))
+    default = build(data, ModelSpec(centered=NO_CENTRE, **SLOPE))
     assert logp_at(default.model["sd_u_unit"], 1.3) == pytest.approx(
         stats.halfnorm.logpdf(1.3, scale=1.0))
 
@@ -274,16 +304,16 @@ def test_indicator_specific_prior_splits_the_coefficients() -> None:
     data = tiny_panel("binomial")
     im = tiny_indicators(data, missing_units=0)
     priors = {"ind_level_support": {"dist": "Normal", "mu": 0.0, "sigma": 0.25}}
-    qm = build(data, ModelSpec(priors=priors, decorrelate=False), im)
+    qm = build(data, ModelSpec(priors=priors, decorrelate=False, **SLOPE), im)
     free = {rv.name for rv in qm.model.free_RVs}
     assert {"ind_level_coordinator", "ind_level_support", "ind_slope"} <= free
     assert "ind_level" in {v.name for v in qm.model.deterministics}
     assert logp_at(qm.model["ind_level_support"], 0.1) == pytest.approx(
         stats.norm.logpdf(0.1, 0, 0.25))
     # decorrelated (the default): the same prior, as the block's implied covariance
-    blk = build(data, ModelSpec(priors=priors), im).intervention
+    blk = build(data, ModelSpec(priors=priors, **SLOPE), im).intervention
     j = blk.names.index("ind_level_support")
-    assert block_prior_cov(build(data, ModelSpec(priors=priors), im))[j, j] == pytest.approx(
+    assert block_prior_cov(build(data, ModelSpec(priors=priors, **SLOPE), im))[j, j] == pytest.approx(
         0.25**2)
 
 
@@ -313,7 +343,8 @@ def test_decorrelated_block_is_the_same_model() -> None:
 
     data = tiny_panel("binomial", T=12)
     im = tiny_indicators(data, missing_units=0)
-    spec = ModelSpec(priors={"level_change": {"dist": "Normal", "mu": 0.2, "sigma": 0.7}})
+    spec = ModelSpec(priors={"level_change": {"dist": "Normal", "mu": 0.2, "sigma": 0.7}},
+                     **SLOPE)
     qm = build(data, spec, im)
     blk = qm.intervention
     assert blk.names == ("trend_slope", "level_change", "slope_change",
@@ -333,7 +364,8 @@ def test_decorrelated_block_is_the_same_model() -> None:
     r = d.rows
     y, n = d.y["numerator"], d.y["denominator"]
     pbar = (y.sum() + 0.5) / (n.sum() + 1.0)
-    w = n * pbar * (1 - pbar)
+    # Fisher weights at the pooled mean, divided by the pilot fit's overdispersion (>= 1)
+    w = n * pbar * (1 - pbar) / max(qm.pilot.dispersion, 1.0)
     z = []
     for k in range(len(d.indicators)):
         ind = d.indicators[k]
@@ -357,13 +389,19 @@ def test_decorrelated_block_is_the_same_model() -> None:
 def test_block_falls_back_to_plain_priors_when_not_normal() -> None:
     data = tiny_panel("binomial")
     qm = build(data, ModelSpec(priors={"slope_change": {"dist": "StudentT", "nu": 4.0,
-                                                         "mu": 0.0, "sigma": 0.1}}))
+                                                         "mu": 0.0, "sigma": 0.1}}, **SLOPE))
     free = {rv.name for rv in qm.model.free_RVs}
     assert qm.intervention is None and "intervention_xi" not in free
     assert {"level_change", "slope_change", "trend_slope"} <= free
     # hierarchically centred level effects take level_change as their location: plain too
-    qm = build(data, ModelSpec(centered={"site": True}))
+    # (only effects that are not zero-sum are centred around it; with zero_sum every level's
+    # change effects are zero-sum, and the block stays decorrelated)
+    qm = build(data, ModelSpec(centered={"site": True}, zero_sum=False, **SLOPE))
     assert qm.intervention is None
+    assert "v_level_site_nested" in {rv.name for rv in qm.model.free_RVs}
+    zs = build(data, ModelSpec(centered={"site": True}, **SLOPE))
+    assert zs.intervention is not None
+    assert "v_level_site" in {rv.name for rv in zs.model.free_RVs}
 
 
 # =========================================================================================
@@ -474,6 +512,10 @@ def stored():
     mp = _load_make_posteriors()
     data, im, qm = mp.tiny_binomial_model()
     idata = xr.open_datatree(POSTERIORS / "tiny_binomial.nc", engine="h5netcdf").load()
+    # the stored file was written before the spec had ``effect`` and ``phases``: its draws are
+    # of the model make_posteriors rebuilds (effect="slope", phases off), whose resolved spec
+    # is recorded here so that the identity checks compare like with like
+    idata.attrs["qicstats_spec"] = json.dumps(qm.spec.to_dict(), sort_keys=True, default=str)
     return data, im, qm, idata
 
 
@@ -554,12 +596,12 @@ def test_save_load_round_trip_and_identity(stored, stored_result: FitResult, tmp
     assert back.options == stored_result.options and back.name == stored_result.name
     # other data -> refused
     other = tiny_panel("binomial", seed=2)
-    qm_other = build(other, ModelSpec(trend="linear"), tiny_indicators(other, missing_units=2,
-                                                                       uncertain_units=1))
+    # (the stored model's resolved spec: only the data differ)
+    qm_other = build(other, qm.spec, tiny_indicators(other, missing_units=2, uncertain_units=1))
     with pytest.raises(IdentityError, match="other data"):
         FitResult.load(path, qm_other)
     # same data, other indicators -> other data hash too
-    qm_ind = build(data, ModelSpec(trend="linear"), tiny_indicators(data, missing_units=1))
+    qm_ind = build(data, qm.spec, tiny_indicators(data, missing_units=1))
     with pytest.raises(IdentityError):
         FitResult.load(path, qm_ind)
     # same data, another spec -> refused
@@ -579,8 +621,8 @@ def test_fit_pipeline_with_mock_sampler(monkeypatch: pytest.MonkeyPatch) -> None
               "tree_depth": lambda size: np.full(size, 3)}
     monkeypatch.setattr(pm, "sample", partial(mock_sample, sample_stats=stats_))
     data = tiny_panel("binomial", sites=False)
-    qm = build(data, ModelSpec(trend="linear", random={"baseline": ("unit",), "level": (),
-                                                       "slope": ()}))
+    qm = build(data, ModelSpec(trend="linear", effect="slope",
+                               random={"baseline": ("unit",), "level": (), "slope": ()}))
     cfg = SamplerConfig(backend="pymc", chains=2, draws=40, tune=0, seed=5, progress=False)
     idata = fit(qm, cfg, provenance={"config_hash": "abc", "extra": {"a": 1}})
     post = idata.posterior
