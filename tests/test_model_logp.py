@@ -1,8 +1,13 @@
 """The model's log density equals an independent, hand-written NumPy/SciPy log density.
 
-For every outcome family and every term of the model (trends, seasonality, random effects at
-every level, random trend slopes, correlated level/slope changes, ramp, AR(1), covariates,
-indicators in every role, latent and uncertain codes) the compiled PyMC log density is compared
+For every outcome family and every term of the model (trends, seasonality, period effects
+non-, partially and fully centred and inside the decorrelated block, random effects at every
+level non-, partially and hierarchically centred, random trend slopes, correlated level/slope
+changes, the effect shapes step / step plus slope / exposure-time curve (a random walk:
+non-centred, centred, or inside the block), the collaboratives' curve deviations, the
+sustainability phase, ramp, AR(1), covariates, indicators in every role, latent and uncertain
+codes, overdispersion priors on 1/sqrt(phi) and 1/sqrt(alpha)) the compiled PyMC log density
+is compared
 with :class:`Reference`, written from ``MODEL.md``, the docstrings of
 :mod:`qicstats.models.linpred`, :mod:`qicstats.models.priors`, :class:`qicstats.models.ModelSpec`
 and :mod:`qicstats.models.build` -- never by calling qicstats' own linear predictor or design.
@@ -13,9 +18,16 @@ array element is which group) and their PyMC transforms (to map the unconstraine
 the inverse transforms are re-implemented here in NumPy, with their log-Jacobians). It also
 checks that it used exactly the model's free variables, so no term can go unaccounted.
 
-Compiling a PyMC log density costs ~10-20 s here, so there is one model per family with many
-terms switched on at once (six compiled functions, each giving the log density with and
-without Jacobian and the gradient in one call).
+The partial-centring weights (``<name>_pc``) are read from the graph too (the sigma of the
+free variable at a known sd); the reference writes the prior of the *effects* and adds the
+Jacobian of the map from the free variable, so the claim that every weight gives the same model
+is what is tested. The location of the innermost centred baseline level (its enclosing
+levels, the group means of the main-effect term, and the Fisher-weighted group means of the
+secular trend and the population change, with the data pilot's dispersion) is recomputed.
+
+Compiling a PyMC log density costs ~10-20 s here, so there is one model per family (and three
+for the effect's shapes) with many terms switched on at once (each compiled function gives
+the log density with and without Jacobian and the gradient in one call).
 """
 
 from __future__ import annotations
@@ -45,12 +57,13 @@ N_POINTS = 3
 # =========================================================================================
 
 def _zerosum_backward(x: np.ndarray) -> np.ndarray:
-    """n-1 free coordinates -> n values summing to zero (a Householder isometry)."""
+    """n-1 free coordinates -> n values summing to zero along the last axis (a Householder
+    isometry, row by row for a 2-d value)."""
     n = x.shape[-1] + 1
-    s = x.sum()
+    s = x.sum(axis=-1, keepdims=True)
     norm = s / (np.sqrt(n) + n)
     fill = norm - s / np.sqrt(n)
-    return np.concatenate([x, [fill]]) - norm
+    return np.concatenate([x, fill], axis=-1) - norm
 
 
 def _simplex_backward(x: np.ndarray) -> tuple[np.ndarray, float]:
@@ -85,7 +98,7 @@ def constrain(model: Any, point: dict[str, np.ndarray], bounds: dict[str, tuple[
             y, j = _zerosum_backward(x), 0.0
             # an isometry onto the zero-sum subspace: no volume change
             assert np.isclose(np.linalg.norm(y), np.linalg.norm(x))
-            assert abs(y.sum()) < 1e-10
+            assert np.all(np.abs(y.sum(axis=-1)) < 1e-10)
         elif kind == "SimplexTransform":
             y, j = _simplex_backward(x)
         elif kind == "CholeskyCovPacked":
@@ -111,8 +124,21 @@ def expand_block(qm: Any, vals: dict[str, np.ndarray]) -> tuple[dict[str, np.nda
         return vals, 0.0
     vals = dict(vals)
     theta = blk.mu + blk.B @ vals.pop("intervention_xi")
-    for name, t in zip(blk.names, theta):
+    k_f, n_p, n_c = len(blk.names), blk.n_period, blk.n_curve
+    assert len(theta) == k_f + n_p + n_c
+    for name, t in zip(blk.names, theta[:k_f]):
         vals[name] = np.asarray(t)
+    if n_p:
+        # the period effects are Q @ theta_P with Q an orthonormal basis of the zero-sum
+        # vectors (checked here, so that theta_P ~ N(0, sd^2 I) is ZeroSumNormal(sd))
+        Q = blk.Q
+        assert Q.shape == (n_p + 1, n_p)
+        np.testing.assert_allclose(Q.T @ Q, np.eye(n_p), atol=1e-12)
+        np.testing.assert_allclose(Q.sum(axis=0), 0.0, atol=1e-12)
+        vals["period_effect"] = Q @ theta[k_f:k_f + n_p]
+    if n_c:
+        assert "ind_level" not in qm.model.named_vars, "curve with moderators: not covered"
+        vals["effect_curve"] = theta[k_f + n_p:]
     for kind in ("ind_level", "ind_slope"):
         if kind in qm.model.named_vars:
             labels = list(qm.model.coords["indicator_moderator"])
@@ -126,6 +152,10 @@ def used_free(qm: Any, used: set[str]) -> set[str]:
     if blk is None:
         return used
     derived = set(blk.names) | {"ind_level", "ind_slope"}
+    if blk.n_period:
+        derived.add("period_effect")
+    if blk.n_curve:
+        derived.add("effect_curve")
     out = used - derived
     if used & derived:
         out.add("intervention_xi")
@@ -137,6 +167,15 @@ def used_free(qm: Any, used: set[str]) -> set[str]:
 # =========================================================================================
 
 LogPdf = Callable[[np.ndarray], float]
+
+
+def zsn_logpdf(x: np.ndarray, sd: float) -> float:
+    """ZeroSumNormal(sd) of a vector ``x`` summing to zero: N(0, sd^2) on the
+    (n-1)-dimensional zero-sum subspace."""
+    x = np.asarray(x, dtype=float)
+    assert abs(x.sum()) < 1e-9
+    return float(-0.5 * np.sum((x / sd) ** 2)
+                 - (x.size - 1) * (0.5 * np.log(2 * np.pi) + np.log(sd)))
 
 
 def scipy_prior(d: dict[str, Any]) -> LogPdf:
@@ -183,6 +222,8 @@ def documented_priors(family: str, T: int, H: float, m: float, s_y: float
         "season_sd": {"dist": "HalfNormal", "sigma": 0.3 * s},
         "level_change": {"dist": "Normal", "mu": 0.0, "sigma": 1.0 * s},
         "slope_change": {"dist": "Normal", "mu": 0.0, "sigma": s / H},
+        "sd_curve": {"dist": "HalfNormal", "sigma": 0.5 * s / np.sqrt(H)},
+        "phase_change": {"dist": "Normal", "mu": 0.0, "sigma": 1.0 * s},
         "sd_u": {"dist": "HalfNormal", "sigma": 1.0 * s},
         "sd_level": {"dist": "HalfNormal", "sigma": 0.5 * s},
         "sd_slope": {"dist": "HalfNormal", "sigma": 0.5 * s / H},
@@ -191,8 +232,9 @@ def documented_priors(family: str, T: int, H: float, m: float, s_y: float
         "ind_level": {"dist": "Normal", "mu": 0.0, "sigma": 1.0 * s},
         "ind_slope": {"dist": "Normal", "mu": 0.0, "sigma": s / H},
         "beta": {"dist": "Normal", "mu": 0.0, "sigma": 1.0 * s},
-        "phi": {"dist": "Gamma", "alpha": 2.0, "beta": 0.02},
-        "alpha": {"dist": "Gamma", "alpha": 2.0, "beta": 0.1},
+        # on 1 / sqrt(phi), 1 / sqrt(alpha): the coefficient of variation of the overdispersion
+        "phi": {"dist": "HalfNormal", "sigma": 0.3, "on": "inverse_sqrt"},
+        "alpha": {"dist": "HalfNormal", "sigma": 0.5, "on": "inverse_sqrt"},
         "sigma": {"dist": "HalfNormal", "sigma": s_y},
         "ar_rho": {"dist": "Uniform", "lower": -0.95, "upper": 0.95},
         "ar_sd": {"dist": "HalfNormal", "sigma": 0.5 * s},
@@ -215,7 +257,7 @@ class Reference:
     """
 
     def __init__(self, data: PanelData, im: IndicatorMatrix | None, spec: ModelSpec,
-                 model: Any):
+                 model: Any, dispersion: float = 1.0):
         self.data, self.im, self.spec, self.model = data, im, spec, model
         units = data.units.reset_index(drop=True)
         panel = data.panel
@@ -239,6 +281,27 @@ class Reference:
         else:
             self.D = post.astype(float)
         self.H = max(1.0, float(self.e.max()))
+        # the design's "auto" choices (docs of ModelSpec): concurrent comparisons are rows
+        # untreated in a period in which some unit is past its join
+        untreated = set(self.t[~post].tolist())
+        concurrent = bool(np.isin(self.t[post], list(untreated)).any())
+        single = bool(self.part.any() and post.any() and not concurrent)
+        self.trend = spec.trend if spec.trend != "auto" else ("linear" if single else "period")
+        self.effect = spec.effect if spec.effect != "auto" else ("slope" if single else "curve")
+        per_year = {"month": 12, "quarter": 4}.get(data.periods.freq)
+        season = spec.seasonality
+        if season == "auto":
+            season = bool(per_year and self.trend != "period" and self.T >= 2 * per_year)
+        self.season = bool(season)
+        end = np.array([np.nan if pd.isna(x) else float(x) for x in units["end_t"]]) \
+            if "end_t" in units.columns else np.full(len(units), np.nan)
+        er = end[self.u]
+        after = self.part[self.u] & ~np.isnan(er) & (self.t > np.nan_to_num(er, nan=np.inf))
+        self.phases = bool(after.any()) and (spec.phases == "auto" or bool(spec.phases))
+        self.P = after.astype(float) if self.phases else np.zeros(len(self.t))
+        self.n_curve = int(self.e[post].max()) + 1 if post.any() else 1
+        self.dispersion = dispersion
+        self._weights: dict[str, np.ndarray] = {}
         # groups
         self.levels = tuple(lv for lv in data.levels if lv in units.columns) + ("unit",)
         self.base_of: dict[str, np.ndarray] = {}
@@ -331,11 +394,46 @@ class Reference:
         ov = dict(self.spec.priors)
         if name in ov:
             return dict(ov[name])
-        for gen in ("sd_u", "sd_level", "sd_slope", "sd_trend", "ind_main", "ind_level",
-                    "ind_slope"):
+        for gen in ("sd_u", "sd_level", "sd_slope", "sd_trend", "sd_curve", "ind_main",
+                    "ind_level", "ind_slope"):
             if name.startswith(gen + "_"):
                 return dict(ov.get(gen, self.priors[gen]))
         return dict(ov.get(name, self.priors[name]))
+
+    def weight_of(self, name: str, sd_name: str) -> np.ndarray:
+        """The centring weights of a partially centred ``<name>`` (free ``Normal(w loc,
+        sd^w)``), read from the graph like the transforms: its sigma at ``sd = 2`` is
+        ``2^w``."""
+        if name not in self._weights:
+            from pytensor.graph.traversal import ancestors
+
+            rv, sd = self.model[name], self.model[sd_name]
+            # the distribution's parameter that depends on sd: its sigma
+            sigma = next(i for i in reversed(rv.owner.inputs) if sd in set(ancestors([i])))
+            val = np.asarray(sigma.eval({sd: np.array(2.0)}), dtype=float)
+            w = np.atleast_1d(np.log2(val)).ravel()
+            # per group in [0, 1]; a partially centred term has some strictly inside
+            assert ((w >= 0) & (w <= 1)).all() and ((w > 0) & (w < 1)).any(), name
+            self._weights[name] = w
+        return self._weights[name]
+
+    def mixture_units(self) -> list[int]:
+        """Units with latent discrete codes (their rows are marginalised, not regular)."""
+        return [i for i in range(self.N) if self.latent_discrete(i)]
+
+    def fisher_weights(self) -> np.ndarray:
+        """Per row, the information about the linear predictor at the pooled mean
+        (binomial n p (1 - p), counts + 1/2, Gaussian constant), divided by the
+        overdispersion of the data pilot (at least 1)."""
+        y, fam = self.y, self.family
+        disp = max(self.dispersion, 1.0)
+        if fam in ("binomial", "betabinomial"):
+            n = y["denominator"]
+            pbar = (y["numerator"].sum() + 0.5) / (n.sum() + 1.0)
+            return n * pbar * (1 - pbar) / disp
+        if fam in ("poisson", "negbinomial"):
+            return (y["count"] + 0.5) / disp
+        return np.ones(len(self.t))
 
     def labels(self, name: str) -> list[Any]:
         dims = self.model.named_vars_to_dims.get(name)
@@ -359,6 +457,15 @@ class Reference:
                 var = take(name + "_variance")
                 lp += scipy_prior(pr)(var)
                 return np.sqrt(var)
+            if pr.get("on") == "inverse_sqrt":
+                # the free variable is x = 1 / sqrt(q); the density of q by change of
+                # variables, p(q) = p_x(q^-1/2) |dx/dq| = p_x(q^-1/2) q^-3/2 / 2, times
+                # |dq/dx| = 2 x^-3 back to x
+                x = take(name + "_inv_sqrt")
+                q = x ** -2.0
+                lp += (scipy_prior(pr)(q ** -0.5) + float(np.sum(np.log(0.5 * q ** -1.5)))
+                       + float(np.sum(np.log(2.0 * x ** -3.0))))
+                return q
             x = take(name)
             lp += scipy_prior(pr)(x)
             return x
@@ -380,14 +487,15 @@ class Reference:
         # ---- secular trend f(t) ----
         f = np.zeros(T)
         trend_slope = 0.0
-        if spec.trend in ("linear", "rw", "spline"):
+        free = {rv.name for rv in self.model.free_RVs}
+        if self.trend in ("linear", "rw", "spline"):
             trend_slope = add_prior("trend_slope")
             f += trend_slope * self.tau
-        if spec.trend == "rw":
+        if self.trend == "rw":
             sd = add_prior("trend_sd")
             walk = np.concatenate([[0.0], np.cumsum(sd * std_normal("trend_rw_z"))])
             f += walk - walk.mean()
-        if spec.trend == "spline":
+        if self.trend == "spline":
             nk = spec.spline_knots or max(2, min(12, T // 6))
             inner = np.linspace(0, T - 1, nk + 2)
             knots = np.r_[[inner[0]] * 3, inner, [inner[-1]] * 3]
@@ -396,9 +504,22 @@ class Reference:
             coef = np.cumsum(sd * std_normal("trend_spline_z") * np.sqrt(T / B.shape[1]))
             w = B @ coef
             f += w - w.mean()
-        if spec.trend == "period":
-            f += add_prior("period_sd") * zero_sum_normal("period_z")
-        if spec.seasonality:
+        if self.trend == "period":
+            # zero-sum period effects pe ~ ZeroSumNormal(period_sd), non-centred (period_z),
+            # partially centred (pc = pe / sd^(1 - w): the Jacobian sd^((1 - w)(T - 1))),
+            # centred, or in the decorrelated block (period_effect from intervention_xi)
+            sd = add_prior("period_sd")
+            if "period_z" in free:
+                pe = sd * zero_sum_normal("period_z")
+            elif "period_pc" in free:
+                w = float(self.weight_of("period_pc", "period_sd").mean())
+                pe = sd ** (1.0 - w) * take("period_pc")
+                lp += zsn_logpdf(pe, sd) + (T - 1) * (1.0 - w) * np.log(sd)
+            else:
+                pe = take("period_effect")
+                lp += zsn_logpdf(pe, sd)
+            f += pe
+        if self.season:
             season = np.array([int(lab[5:7]) - 1 for lab in self.data.periods.labels])
             f += add_prior("season_sd") * zero_sum_normal("season_z")[season]
         eta = intercept + f[self.t]
@@ -431,7 +552,7 @@ class Reference:
 
         c_main = coefs("ind_main", main)
         c_lvl = coefs("ind_level", mods) if self.part.any() else {}
-        c_slp = coefs("ind_slope", mods) if self.part.any() else {}
+        c_slp = coefs("ind_slope", mods) if self.part.any() and self.effect == "slope" else {}
         latent_val: dict[int, float] = {}
         log_pi: dict[int, np.ndarray] = {}
         for k, ind in enumerate(self.inds):
@@ -470,22 +591,75 @@ class Reference:
             level = int(c["value"]) if c["status"] == "observed" else fill[cid]
             return float(mo[c["k"]][level]) if ind.type == "ordinal" else float(level)
 
+        # ---- the population part of the change (step, step + slope, or the curve) ----
+        # created before the random effects: the location of the innermost centred baseline
+        # level contains it (see below)
+        n_rows = len(self.t)
+        fix_lvl = np.zeros(n_rows)   # D * (...) part without random effects
+        fix_slp = np.zeros(n_rows)   # e * (...) part without random effects
+        slot = np.clip(np.rint(self.e).astype(int), 0, None)
+        base_lvl = base_slp = phase = 0.0   # population values the change effects centre on
+        if self.part.any():
+            if self.effect in ("step", "slope"):
+                base_lvl = add_prior("level_change")
+                fix_lvl += base_lvl
+            if self.effect == "slope":
+                base_slp = add_prior("slope_change")
+                fix_slp += base_slp
+            if self.effect == "curve":
+                # one effect per exposure time 0..max, a random walk whose start has the
+                # level_change prior and whose steps have sd sd_curve
+                start = self.prior("level_change")
+                mu0, s0 = start["mu"], start["sigma"]
+                if "effect_curve_z" in free:
+                    # non-centred: mu0 + s0 z_0, then the steps sd_curve * z_h
+                    sdc = add_prior("sd_curve")
+                    z = std_normal("effect_curve_z")
+                    curve = mu0 + s0 * z[0] + np.concatenate([[0.0], np.cumsum(sdc * z[1:])])
+                else:
+                    # the values themselves (free, or from the decorrelated block)
+                    curve = take("effect_curve")
+                    assert curve.shape == (self.n_curve,)
+                    lp += float(stats.norm.logpdf(curve[0], mu0, s0))
+                    if self.n_curve > 1:
+                        sdc = add_prior("sd_curve")
+                        lp += float(stats.norm.logpdf(np.diff(curve), 0.0, sdc).sum())
+                fix_lvl += curve[slot]
+            if self.phases:
+                phase = add_prior("phase_change")
+
+        def moderated(rows: np.ndarray, fill: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+            lv_r, sl_r = fix_lvl[rows].copy(), fix_slp[rows].copy()
+            for k in range(len(self.inds)):
+                if k not in c_lvl:
+                    continue
+                zk = np.array([z_value(self.cell_at[(k, self.u[r])][self.t[r]], fill)
+                               for r in rows])
+                lv_r += c_lvl[k] * zk
+                if k in c_slp:
+                    sl_r += c_slp[k] * zk
+            return lv_r, sl_r
+
         # ---- random effects ----
         def levels(term: str) -> tuple[str, ...]:
+            if term == "slope" and self.effect != "slope":
+                return ()
             chosen = spec.random.get(term)
-            if chosen is None:
-                return () if term == "trend" else self.levels
-            return tuple(lv for lv in self.levels if lv in chosen)
+            cand = (() if term == "trend" else self.levels) if chosen is None else tuple(
+                lv for lv in self.levels if lv in chosen)
+            # a level needs two groups (of participating units for the changes)
+            of = self.change_of if term in ("level", "slope") else self.base_of
+            return tuple(lv for lv in cand if of[lv].max() + 1 >= 2)
 
-        free = {rv.name for rv in self.model.free_RVs}
-
-        def centred(lv: str, name: str) -> bool:
+        def centred(term: str, lv: str, name: str) -> bool:
             # centred or not is a parameterisation (same prior): an explicit setting must be
             # obeyed; under "auto" the builder decides from the data, so read its choice
             chosen = name in free or f"{name}_nested" in free
-            explicit = spec.centered.get(lv, spec.centered.get("default", "auto"))
+            c = spec.centered
+            explicit = next((c[k] for k in (f"{term}.{lv}", lv, "default") if k in c), "auto")
             if explicit != "auto":
                 assert chosen == bool(explicit), name
+                assert f"{name}_pc" not in free, name
             return chosen
 
         def enclosing_sum(of: dict[str, np.ndarray], lv: str, effects: dict[str, np.ndarray],
@@ -497,11 +671,27 @@ class Reference:
             return base + sum((e[of[hl][rep]] for hl, e in effects.items()),
                               np.zeros(len(rep)))
 
-        def random_effect(name: str, sd_name: str, lv: str, zero_sum: bool = False,
+        def random_effect(name: str, sd_name: str, term: str, lv: str, zero_sum: bool = False,
                           loc: np.ndarray | None = None) -> np.ndarray:
             nonlocal lp
             sd = add_prior(sd_name)
-            if centred(lv, name):
+            if f"{name}_pc" in free:
+                # partially centred with weight w (per group): the free value
+                # pc = eff / sd^(1 - w) + w loc, so the effect eff ~ Normal(0, sd) (zero-sum:
+                # ZeroSumNormal(sd)) times the Jacobian |d eff / d pc| = sd^(1 - w) per
+                # coordinate: the same prior for any w and loc
+                w = self.weight_of(f"{name}_pc", sd_name)
+                pc = take(f"{name}_pc")
+                if zero_sum:
+                    assert np.ptp(w) < 1e-12, name
+                    eff = sd ** (1.0 - w[0]) * pc
+                    lp += zsn_logpdf(eff, sd) + (eff.size - 1) * (1.0 - w[0]) * np.log(sd)
+                    return eff
+                eff = sd ** (1.0 - w) * (pc - w * loc)
+                lp += float(stats.norm.logpdf(eff, 0.0, sd).sum()
+                            + np.sum((1.0 - w) * np.log(sd)))
+                return eff
+            if centred(term, lv, name):
                 if f"{name}_nested" in free:
                     # hierarchical centring: the free value is the total with the enclosing
                     # levels, Normal(enclosing sum, sd); the level's own effect is the rest
@@ -511,9 +701,7 @@ class Reference:
                     return x - loc
                 x = take(name)
                 if zero_sum:
-                    # N(0, sd^2) on the (n-1)-dimensional zero-sum subspace
-                    lp += float(-0.5 * np.sum((x / sd) ** 2)
-                                - (x.size - 1) * (0.5 * np.log(2 * np.pi) + np.log(sd)))
+                    lp += zsn_logpdf(x, sd)
                 else:
                     lp += float(stats.norm.logpdf(x, 0.0, sd).sum())
                 return x
@@ -535,24 +723,45 @@ class Reference:
                 out += coef * np.where(cnt > 0, s_ / np.maximum(cnt, 1), 0.0)
             return out
 
-        # hierarchical centring of the innermost centred baseline level is around its enclosing
-        # levels plus the group means of the indicators' main-effect term (build's
-        # _main_effect_means): the same model in other coordinates
-        nested_base = [lv for lv in levels("baseline") if f"u_{lv}_nested" in free]
-        shift_level = nested_base[-1] if nested_base and c_main else None
+        def time_term_means(lv: str) -> np.ndarray:
+            # per group of lv: the Fisher-weighted mean, over its rows outside the
+            # latent-code mixture, of the secular trend and the population part of the change
+            reg = np.flatnonzero(~np.isin(self.u, self.mixture_units()))
+            lv_r, sl_r = moderated(reg, {})
+            vals = f[self.t[reg]] + self.D[reg] * lv_r + self.e[reg] * sl_r + self.P[reg] * phase
+            w = self.fisher_weights()[reg]
+            grp = self.base_of[lv][self.u[reg]]
+            n = self.base_of[lv].max() + 1
+            sw = np.bincount(grp, weights=w, minlength=n)
+            return np.where(sw > 0, np.bincount(grp, weights=w * vals, minlength=n)
+                            / np.maximum(sw, 1e-300), 0.0)
+
+        # hierarchical (or partial, weight >= 1/2) centring of the innermost centred baseline
+        # level that is not zero-sum is around its enclosing levels plus the group means of
+        # the indicators' main-effect term and of the secular trend and population change
+        # (build's _baseline_effects): the same model in other coordinates
+        def zs_base(lv: str) -> bool:
+            return spec.zero_sum and lv == "collaborative" and self.base_of[lv].max() + 1 > 1
+
+        nested_base = [lv for lv in levels("baseline") if not zs_base(lv) and (
+            f"u_{lv}_nested" in free or (f"u_{lv}_pc" in free
+                                         and self.weight_of(f"u_{lv}_pc", f"sd_u_{lv}").mean()
+                                         >= 0.5))]
+        shift_level = nested_base[-1] if nested_base else None
         base_effects: dict[str, np.ndarray] = {}
         for lv in levels("baseline"):
-            n_groups = self.base_of[lv].max() + 1
-            zs = spec.zero_sum and lv == "collaborative" and n_groups > 1
+            zs = zs_base(lv)
             loc = enclosing_sum(self.base_of, lv, base_effects, intercept)
             if lv == shift_level:
-                loc = loc + main_means(lv)
-            u_l = random_effect(f"u_{lv}", f"sd_u_{lv}", lv, zero_sum=zs, loc=loc)
+                if c_main:
+                    loc = loc + main_means(lv)
+                loc = loc + time_term_means(lv)
+            u_l = random_effect(f"u_{lv}", f"sd_u_{lv}", "baseline", lv, zero_sum=zs, loc=loc)
             base_effects[lv] = u_l
             eta = eta + u_l[self.base_of[lv][self.u]]
         trend_effects: dict[str, np.ndarray] = {}
         for lv in levels("trend"):
-            w_l = random_effect(f"w_trend_{lv}", f"sd_trend_{lv}", lv,
+            w_l = random_effect(f"w_trend_{lv}", f"sd_trend_{lv}", "trend", lv,
                                 loc=enclosing_sum(self.base_of, lv, trend_effects, trend_slope))
             trend_effects[lv] = w_l
             eta = eta + w_l[self.base_of[lv][self.u]] * self.tau[self.t]
@@ -560,14 +769,10 @@ class Reference:
             beta = add_prior("beta")
             eta = eta + self.X @ beta
 
-        # ---- change ----
-        lvl = np.zeros(len(self.t))
-        slp = np.zeros(len(self.t))
+        # ---- random changes ----
+        lvl = np.zeros(n_rows)   # random parts of the change, per row
+        slp = np.zeros(n_rows)
         if self.part.any():
-            level_change = add_prior("level_change")
-            slope_change = add_prior("slope_change")
-            lvl += level_change
-            slp += slope_change
             lv_levels, sl_levels = levels("level"), levels("slope")
             level_effects: dict[str, np.ndarray] = {}
             slope_effects: dict[str, np.ndarray] = {}
@@ -593,22 +798,33 @@ class Reference:
                     lvl += vl[g0]
                     slp += vs[g0]
                     continue
-                # zero-sum collaborative change effects (spec.zero_sum, >1 collaborative):
-                # level_change is then the average change itself
-                zs = (spec.zero_sum and lv == "collaborative"
-                      and self.change_of[lv].max() + 1 > 1)
+                # zero-sum change effects (spec.zero_sum) at every level with two or more
+                # groups: the population change is then the average change itself
+                zs = spec.zero_sum and self.change_of[lv].max() + 1 > 1
                 for term, chosen, effects, mean in (
-                        ("level", lv_levels, level_effects, level_change),
-                        ("slope", sl_levels, slope_effects, slope_change)):
+                        ("level", lv_levels, level_effects, base_lvl),
+                        ("slope", sl_levels, slope_effects, base_slp)):
                     if lv not in chosen:
                         continue
-                    eff = random_effect(f"v_{term}_{lv}", f"sd_{term}_{lv}", lv, zs,
+                    eff = random_effect(f"v_{term}_{lv}", f"sd_{term}_{lv}", term, lv, zs,
                                         loc=enclosing_sum(self.change_of, lv, effects, mean))
                     effects[lv] = eff
                     if term == "level":
                         lvl += eff[g0]
                     else:
                         slp += eff[g0]
+                if (lv == "collaborative" and self.effect == "curve" and lv in lv_levels
+                        and self.n_curve > 1):
+                    # each collaborative's own curve: a random walk from 0 over the exposure
+                    # steps, step sd sd_curve_collaborative, zero-sum over collaboratives
+                    sdc = add_prior("sd_curve_collaborative")
+                    Zc = take("v_curve_collaborative_z")      # (exposure steps, groups)
+                    n_g = Zc.shape[1]
+                    assert Zc.shape == (self.n_curve - 1, self.change_of[lv].max() + 1)
+                    lp += float(-0.5 * np.sum(Zc ** 2)
+                                - 0.5 * (n_g - 1) * Zc.shape[0] * np.log(2 * np.pi))
+                    walk = np.vstack([np.zeros((1, n_g)), np.cumsum(sdc * Zc, axis=0)])
+                    lvl += walk[slot, g0]
 
         # ---- AR(1) ----
         if spec.ar1:
@@ -633,16 +849,13 @@ class Reference:
         # ---- likelihood, marginalising latent discrete codes unit by unit ----
         def eta_rows(rows: np.ndarray, fill: dict[int, int]) -> np.ndarray:
             out = eta[rows].copy()
-            lv_r, sl_r = lvl[rows].copy(), slp[rows].copy()
-            for k in range(len(self.inds)):
+            for k in c_main:
                 zk = np.array([z_value(self.cell_at[(k, self.u[r])][self.t[r]], fill)
                                for r in rows])
-                if k in c_main:
-                    out += c_main[k] * zk
-                if k in c_lvl:
-                    lv_r += c_lvl[k] * zk
-                    sl_r += c_slp[k] * zk
-            return out + self.D[rows] * lv_r + self.e[rows] * sl_r
+                out += c_main[k] * zk
+            lv_r, sl_r = moderated(rows, fill)
+            return (out + self.D[rows] * (lv_r + lvl[rows]) + self.e[rows] * (sl_r + slp[rows])
+                    + self.P[rows] * phase)
 
         for i in range(self.N):
             rows = np.flatnonzero(self.u == i)
@@ -750,7 +963,7 @@ def with_columns(data: PanelData, **cols: np.ndarray) -> PanelData:
 def _case_binomial():
     data = tiny_panel("binomial", covariate=True, drop_rows=6, seed=3)
     spec = ModelSpec(
-        trend="linear", seasonality=True, ramp=3, covariates=("beds",),
+        trend="linear", effect="slope", seasonality=True, ramp=3, covariates=("beds",),
         random={"baseline": ("collaborative", "site", "unit"),
                 "level": ("collaborative", "site", "unit"),
                 "slope": ("collaborative", "site", "unit"), "trend": ("site",)},
@@ -762,7 +975,7 @@ def _case_binomial():
 
 def _case_betabinomial():
     data = tiny_panel("betabinomial", sites=False, T=10, seed=4)
-    spec = ModelSpec(trend="rw", correlated=("unit",), ar1=True, zero_sum=False,
+    spec = ModelSpec(trend="rw", effect="slope", correlated=("unit",), ar1=True, zero_sum=False,
                      random={"baseline": ("collaborative", "unit"), "level": ("unit",),
                              "slope": ("unit",)},
                      priors={"phi": {"dist": "Gamma", "alpha": 3.0, "beta": 0.05}})
@@ -771,7 +984,7 @@ def _case_betabinomial():
 
 def _case_poisson():
     data = tiny_panel("poisson", T=14, drop_rows=3, seed=5)
-    spec = ModelSpec(trend="spline", spline_knots=3,
+    spec = ModelSpec(trend="spline", effect="slope", spline_knots=3,
                      random={"baseline": ("unit",), "level": ("collaborative",), "slope": ()},
                      priors={"sd_u": {"dist": "HalfCauchy", "beta": 1.0}})
     return data, roles_indicators(data), spec, {}
@@ -779,7 +992,7 @@ def _case_poisson():
 
 def _case_negbinomial():
     data = tiny_panel("negbinomial", T=9, seed=6)
-    spec = ModelSpec(trend="period", centered={"default": True},
+    spec = ModelSpec(trend="period", effect="slope", centered={"default": True},
                      random={"baseline": ("collaborative", "site"), "level": ("site",),
                              "slope": ("collaborative",), "trend": ("unit",)})
     return data, None, spec, {}
@@ -790,7 +1003,7 @@ def _case_gaussian_weights():
     rng = np.random.default_rng(70)
     n = len(data.panel)
     data = with_columns(data, weight=rng.uniform(0.5, 3.0, n), load=rng.normal(5, 2, n))
-    spec = ModelSpec(trend="linear", covariates=("load",), ramp=2)
+    spec = ModelSpec(trend="linear", effect="slope", covariates=("load",), ramp=2)
     return data, None, spec, {}
 
 
@@ -798,10 +1011,43 @@ def _case_gaussian_se():
     data = tiny_panel("gaussian", n_collaboratives=1, n_comparison=2, T=8, seed=8)
     rng = np.random.default_rng(80)
     data = with_columns(data, se=rng.uniform(0.1, 0.5, len(data.panel)))
-    spec = ModelSpec(trend="none", random={"baseline": ("unit",), "level": (), "slope": ()},
+    spec = ModelSpec(trend="none", effect="step",
+                     random={"baseline": ("unit",), "level": (), "slope": ()},
                      priors={"intercept": {"dist": "Normal", "mu": 0.0, "sigma": 5.0},
                              "sd_u_unit": {"dist": "InverseGamma", "alpha": 2.0, "beta": 0.5,
                                            "on": "variance"}})
+    return data, None, spec, {}
+
+
+def with_end(data: PanelData, ends: dict[str, int]) -> PanelData:
+    """``data`` with end periods (grid indices) for some units."""
+    units = data.units.copy()
+    units["end_t"] = pd.array([ends.get(str(u), pd.NA) for u in units["unit"]], dtype="Int64")
+    return replace(data, units=units)
+
+
+def _case_curve_block():
+    """The defaults on a controlled panel (trend and effect "auto": period effects and the
+    exposure-time curve, phases from end periods), with the period effects and the curve
+    centred, so both are in the decorrelated block; collaborative curve deviations; the
+    default 1/sqrt(phi) prior; baselines partially / hierarchically centred from the data."""
+    data = with_end(tiny_panel("betabinomial", T=12, seed=11), {"c1u1": 8, "c1u2": 8, "c2u1": 9})
+    return data, None, ModelSpec(centered={"period": True, "curve": True}), {}
+
+
+def _case_curve_plain():
+    """The curve non-centred outside the block (effect_curve_z), with a ramp; period effects
+    and unit baselines partially centred (weights read from the data)."""
+    data = tiny_panel("binomial", seed=1)
+    return data, None, ModelSpec(ramp=2, centered={"curve": False}), {}
+
+
+def _case_curve_walk():
+    """The curve centred outside the block (a free GaussianRandomWalk), with a linear trend
+    and seasonality (a parametric trend: every exposure time identified)."""
+    data = tiny_panel("poisson", T=14, seed=13, sites=False)
+    spec = ModelSpec(trend="linear", effect="curve", seasonality=True, decorrelate=False,
+                     centered={"curve": True})
     return data, None, spec, {}
 
 
@@ -812,6 +1058,18 @@ CASES = {
     "negbinomial": _case_negbinomial,
     "gaussian_weights": _case_gaussian_weights,
     "gaussian_se": _case_gaussian_se,
+    "curve_block": _case_curve_block,
+    "curve_plain": _case_curve_plain,
+    "curve_walk": _case_curve_walk,
+}
+#: the free variables each new case must have (the term it is there for is really in it)
+CASE_TERMS = {
+    "curve_block": {"intervention_xi", "period_sd", "sd_curve", "v_curve_collaborative_z",
+                    "sd_curve_collaborative", "phase_change", "phi_inv_sqrt"},
+    "curve_plain": {"effect_curve_z", "period_pc", "u_unit_pc", "v_curve_collaborative_z"},
+    "curve_walk": {"effect_curve", "trend_slope", "season_z", "v_curve_collaborative_z"},
+    "negbinomial": {"alpha_inv_sqrt"},
+    "gaussian_se": {"intervention_xi"},
 }
 
 
@@ -835,8 +1093,8 @@ def case(request) -> Compiled:
     m = qm.model
     fn = m.compile_fn([m.logp(jacobian=True), m.logp(jacobian=False), m.dlogp(jacobian=True)],
                       inputs=m.value_vars, point_fn=True)
-    return Compiled(request.param, qm, Reference(data, im, spec, m), bounds, fn,
-                    m.initial_point())
+    return Compiled(request.param, qm, Reference(data, im, spec, m, qm.pilot.dispersion),
+                    bounds, fn, m.initial_point())
 
 
 def _points(case: Compiled, n: int, seed: int) -> list[dict[str, np.ndarray]]:
@@ -849,6 +1107,11 @@ def _points(case: Compiled, n: int, seed: int) -> list[dict[str, np.ndarray]]:
 def test_logp_matches_reference(case: Compiled) -> None:
     """log density (with and without Jacobian) at random points; finite gradient."""
     m = case.qm.model
+    free = {rv.name for rv in m.free_RVs}
+    assert CASE_TERMS.get(case.name, set()) <= free, CASE_TERMS[case.name] - free
+    if case.name == "curve_block":   # period effects and the whole curve in the block
+        blk = case.qm.intervention
+        assert (blk.names, blk.n_period, blk.n_curve) == ((), case.ref.T - 1, case.ref.n_curve)
     for point in _points(case, N_POINTS, seed=123):
         lp_jac, lp_nojac, grad = case.fn(point)
         vals, logj = constrain(m, point, case.bounds)
@@ -889,14 +1152,15 @@ def test_documented_defaults_are_the_priors_used() -> None:
         data, im, spec, _ = make()
         spec = replace(spec, priors={})
         qm = build(data, spec, im)
-        ref = Reference(data, im, spec, qm.model)
+        ref = Reference(data, im, spec, qm.model, qm.pilot.dispersion)
         assert qm.priors
         for pname, pr in qm.priors.items():
             want = ref.prior(pname)
             got = pr.to_dict()
             assert got["dist"] == want["dist"], (name, pname)
+            assert got.get("on", "value") == want.get("on", "value"), (name, pname)
             for k, v in want.items():
-                if k != "dist":
+                if k not in ("dist", "on"):
                     np.testing.assert_allclose(got[k], v, rtol=1e-12, err_msg=f"{name} {pname}")
 
 
@@ -912,3 +1176,45 @@ def test_reference_transform_inverses() -> None:
     assert np.isclose(y.sum(), 1.0)
     # log-gamma constant of a flat Dirichlet (sanity of SciPy's parametrisation)
     np.testing.assert_allclose(stats.dirichlet.logpdf(y, np.ones(4)), gammaln(4.0))
+
+
+@pytest.mark.parametrize("family, name, scale", [("betabinomial", "phi", 0.3),
+                                                 ("negbinomial", "alpha", 0.5)])
+def test_inverse_sqrt_prior_implies_the_documented_density(family: str, name: str,
+                                                           scale: float) -> None:
+    """HalfNormal(s) on x = 1/sqrt(q): the model's q has density p_x(q^-1/2) q^-3/2 / 2
+    (the Jacobian |dx/dq|), which integrates to 1, and its draws follow the implied CDF
+    P(q <= c) = 1 - (2 Phi(c^-1/2 / s) - 1). No compile of the model's log density."""
+    from scipy.integrate import quad
+
+    import pymc as pm
+
+    qm = build(tiny_panel(family, sites=False), ModelSpec(trend="linear", effect="step"))
+    m = qm.model
+    x = m[f"{name}_inv_sqrt"]
+    assert type(m.rvs_to_transforms[x]).__name__ == "LogTransform"
+    assert qm.priors[name].to_dict() == {"dist": "HalfNormal", "sigma": scale,
+                                         "on": "inverse_sqrt"}
+
+    def dens(q: float) -> float:
+        return float(stats.halfnorm.pdf(q ** -0.5, scale=scale) * 0.5 * q ** -1.5)
+
+    # split at 1/s^2 (the bulk) so that quad sees the peak; its error estimate is ~1e-10
+    total = quad(dens, 0, 1 / scale**2, limit=200)[0] + quad(dens, 1 / scale**2, np.inf,
+                                                            limit=200)[0]
+    assert total == pytest.approx(1.0, abs=1e-7)
+    # the model's prior log density of x at a point is HalfNormal(s)'s (no compile: eval)
+    val = np.array(0.37)   # float64: a Python float would be autocast to float32
+    # (rel 1e-7, not 1e-12: a Python-float prior parameter exactly representable in float32,
+    # like sigma = 0.5, becomes a float32 constant, so PyMC's log density is computed partly
+    # in single precision, relative error ~1e-8; reported as a src issue)
+    assert float(pm.logp(x, val).eval(mode="FAST_COMPILE")) == pytest.approx(
+        stats.halfnorm.logpdf(val, scale=scale), rel=1e-7)
+    draws = pm.draw(m[name], 4000, random_seed=3)
+    np.testing.assert_allclose(draws, pm.draw(x, 4000, random_seed=3) ** -2.0, rtol=1e-12)
+
+    def cdf(c: np.ndarray) -> np.ndarray:
+        return 1.0 - (2.0 * stats.norm.cdf(c ** -0.5 / scale) - 1.0)
+
+    # a fixed seed: deterministic; a prior placed on q itself (no Jacobian) gives p ~ 0
+    assert stats.kstest(draws, cdf).pvalue > 1e-3
