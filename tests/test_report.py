@@ -316,8 +316,8 @@ def test_no_network_references_no_scripts(html):
 def test_figures_present_and_not_empty(html):
     n_svg = html.count("<svg")
     n_img = html.count("<img")
-    # join schedule, SPC, 4 trajectories, caterpillar, ppc
-    assert n_svg + n_img == 8
+    # join schedule, SPC, 4 trajectories, effect by exposure time, caterpillar, ppc
+    assert n_svg + n_img == 9
     assert not re.search(r'<img[^>]*src=""', html)
     assert all(len(m) > 1000 for m in re.findall(r"<svg.*?</svg>", html, re.S))
     # element ids are unique across the inline SVGs
@@ -526,3 +526,227 @@ def test_comparison_input_errors(two_runs):
         render_comparison_report([])
     with pytest.raises(ConfigError):
         render_comparison_report([two_runs[0].result])  # type: ignore[list-item]
+
+
+# --------------------------------------------------------------------------------------
+# identification, the effect by exposure time, headline words (issue 16)
+# --------------------------------------------------------------------------------------
+def test_identification_subsection_of_the_stored_fit(html):
+    sec = html[html.index('data-section="diagnostics"'):html.index('data-section="data"')]
+    assert "Identification: is the effect told apart from the secular trend?" in sec
+    assert "Which horizons the ATT averages: Every observed exposure time (0..8) has " \
+           "concurrent comparisons." in sec
+    # level_change: prior sd 1, posterior sd 0.29 (contraction 0.91), corr -0.09 with the slope
+    assert re.search(_row("level_change", "1", "0.551 (0.29)", "0.91", "-0.09 (trend_slope)",
+                          "identified"), sec)
+    assert re.search(_row("slope_change", "0.125"), sec)
+    # the gate's own row: nothing weak
+    assert re.search(_row("weakly identified effects", "0"), sec)
+    assert "reasons-ident" not in html
+
+
+@pytest.fixture(scope="module")
+def weak_fr(tiny):
+    """The stored fit with level_change redrawn to correlate -0.97 with trend_slope."""
+    import numpy as np
+
+    _, _, qm, idata = tiny
+    post = idata.posterior.to_dataset()
+    slope = post["trend_slope"].values
+    z = (slope - slope.mean()) / slope.std()
+    rng = np.random.default_rng(0)
+    lc = 0.5 + 0.1 * (-0.97 * z + np.sqrt(1 - 0.97**2) * rng.standard_normal(z.shape))
+    post["level_change"] = (post["level_change"].dims, lc)
+    tree = idata.copy()
+    tree["posterior"] = xr.DataTree(post)
+    return FitResult(qm, tree, name="weak")
+
+
+def test_weak_identification_is_said_first_with_its_remedy(weak_fr, tiny):
+    page = render_run_report(weak_fr, data=tiny[0], sections=["diagnostics"],
+                             provenance={"date": DATE})
+    ban = page[page.index('<section class="banner fail"'):page.index("</section>")]
+    ident = ban.index('class="reasons-ident"')
+    assert ident < ban.index("<b>Failed:</b>")
+    assert "Weak identification of level_change against the secular trend" in ban
+    assert "with trend_slope" in ban and "model.trend: period" in ban
+    # listed once: not again among the warnings
+    assert ban.count("weak identification of level_change") == 0
+    todo = ban[ban.index("What to do:"):]
+    first = re.search(r"<li>(.*?)</li>", todo, re.S).group(1)
+    assert first.startswith("The effect is weakly identified against the secular trend")
+    assert re.search(_row("weakly identified effects", "1"), page)
+    assert "st-warn" in page[page.index("Identification: is the effect"):]
+
+
+def test_identification_alone_makes_a_converged_fit_warn(fr, tiny, monkeypatch):
+    from qicstats.results.diagnostics import with_identification
+
+    dg = fr.diagnostics()
+    clean = dataclasses.replace(dg, verdict="pass", reasons=[], reason_levels=[])
+    reason = ("weak identification of slope_change against the secular trend: posterior "
+              "correlation -0.95 with trend_slope (beyond ±0.9: effect and trend trade off). "
+              "Remedy: a simpler effect shape (model.effect: step) or more pre-join periods.")
+    weak = with_identification(clean, [reason])
+    monkeypatch.setattr(fr, "diagnostics", lambda: weak)
+    page = _diagnostics_page(fr, tiny)
+    assert 'class="banner warn"' in page
+    assert "the sampler converged, but the effect is weakly identified" in page
+    assert "Reparameterise" not in page and "<b>Why:</b>" not in page
+    assert "a simpler effect shape (model.effect: step) or more pre-join periods." in page
+
+
+@pytest.fixture(scope="module")
+def curve_fr():
+    """A stepped wedge with phases fitted (prior draws, PyMC's mock sampler) with period
+    effects and the exposure-time curve: exposure times past 2 have no concurrent
+    comparison."""
+    import numpy as np
+    import pytensor
+    from pymc.testing import mock_sample
+
+    from qicstats.compare import frequentist_baselines
+    from qicstats.models import ModelSpec, build
+    from qicstats.testing import tiny_panel
+
+    data = tiny_panel(sites=False, n_comparison=0)
+    units = data.units.copy()
+    units["end_t"] = (units["join_t"] + 1).astype("Int64")
+    data = dataclasses.replace(data, units=units)
+    qm = build(data, ModelSpec(trend="period", effect="curve"))
+    with pytensor.config.change_flags(mode="FAST_COMPILE"):
+        idata = mock_sample(draws=100, chains=2, model=qm.model, random_seed=3,
+                            sample_stats={"diverging": lambda size: np.zeros(size, bool)})
+    return data, FitResult(qm, idata, name="curve"), frequentist_baselines(data)
+
+
+@pytest.fixture(scope="module")
+def curve_html(curve_fr):
+    data, fr, base = curve_fr
+    return render_run_report(fr, data=data, baselines=base, provenance={"date": DATE},
+                             sections=["diagnostics", "estimands", "frequentist", "methods"])
+
+
+def test_curve_report_effect_by_exposure_time(curve_fr, curve_html):
+    _, fr, _ = curve_fr
+    assert "could not be" not in curve_html
+    est = curve_html[curve_html.index('data-section="estimands"'):
+                     curve_html.index('data-section="frequentist"')]
+    assert "Improvement by time since joining" in est
+    assert "The ATT averages exposure times 0..2" in est
+    assert "Exposure times 3..8 have no concurrent comparison" in est
+    assert 'aria-label="Improvement by exposure time"' in est
+    rows = fr.att_rows()
+    exp = rows[rows["estimand"] == "att_exposure"]
+    assert exp["exposure_time"].tolist() == [0, 1, 2] and exp["in_att"].all()
+    r0 = exp.iloc[0]
+    f = lambda v: f"{100 * v:+.1f}"  # noqa: E731
+    assert re.search(_row("0", f"{f(r0['mean'])} ({f(r0['lower'])} to {f(r0['upper'])})"),
+                     est)
+    # phases: a table of both phases
+    assert "Improvement by phase" in est
+    assert re.search(r"<td[^>]*>intervention</td>", est)
+    assert re.search(r"<td[^>]*>sustainability</td>", est)
+    # exposure and phase rows are not repeated among "all other estimands"
+    other = est[est.index("All other estimands"):]
+    assert ">exposure<" not in other and ">phase<" not in other
+
+
+def test_curve_report_identification_and_frequentist(curve_fr, curve_html):
+    _, fr, _ = curve_fr
+    rep = fr.identification()
+    # prior draws: nothing contracts, every horizon in the ATT and the phase are weak
+    assert rep.table["parameter"].tolist() == ["effect_curve[h=0]", "effect_curve[h=1]",
+                                               "effect_curve[h=2]", "phase_change"]
+    assert rep.table["weak"].all()
+    ban = curve_html[:curve_html.index("</section>")]
+    assert ban.index("reasons-ident") < ban.index("<b>Failed:</b>")
+    assert "And 1 more weakly identified effect parameter (see" in ban
+    assert "comparison units (units observed untreated in the same periods)" in ban
+    freq = curve_html[curve_html.index('data-section="frequentist"'):
+                      curve_html.index('data-section="methods"')]
+    assert "The model&#39;s effect is an exposure-time curve" in freq
+    assert "effect_curve[0]" in freq and "level change on the logit scale is" not in freq
+    assert "The Bayesian ATT (improvement beyond the secular trend) on the probability " \
+           "scale is" in freq
+    meth = curve_html[curve_html.index('data-section="methods"'):]
+    assert "Design choices and why" in meth and "free period effects" in meth
+    assert "γ<sub>h</sub>" in meth and "P<sub>it</sub>·β<sub>P</sub>" in meth
+    assert "the ATT averages exposure times 0..2" in meth
+    assert re.search(_row("sd_curve", "HalfNormal(sigma=0.1768)",
+                          "step sd of the exposure-time curve (its random walk)"), meth)
+    assert re.search(_row("phase_change"), meth)
+
+
+def _rate_table(att=-0.00019, cf=0.0015, events=-12.0, horizon_1=True):
+    base = {"sd": 0.0, "prob_positive": 0.1, "prob_improved": 0.9, "prob_above_mid": None,
+            "mcse": 1e-6, "ess_bulk": 500.0, "n_rows": 40}
+    rows = [
+        {"estimand": "att", "scope": "overall", "group": "all", "mean": att,
+         "lower": att * 2, "upper": att / 4, "scale": "rate"},
+        {"estimand": "counterfactual_mean", "scope": "overall", "group": "all", "mean": cf,
+         "lower": cf * 0.8, "upper": cf * 1.2, "scale": "rate", "prob_improved": None},
+        {"estimand": "events_gained", "scope": "overall", "group": "all", "mean": events,
+         "lower": events * 2, "upper": -events, "scale": "events"},
+    ]
+    if horizon_1:
+        rows.append({"estimand": "att_horizon_1", "scope": "overall", "group": "all",
+                     "mean": att, "lower": att * 2, "upper": att / 4, "scale": "rate"})
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+class _FakeResult:
+    """What ``headline`` reads of a FitResult: estimands and options."""
+
+    def __init__(self, est, direction="decrease"):
+        from qicstats.results import EstimandOptions
+
+        self._est = est
+        self.options = EstimandOptions(direction=direction)
+
+    def estimands(self, estimand=None, scope=None):
+        return self._est
+
+    def positive_deviance(self):
+        raise RuntimeError("not needed")
+
+
+def test_rates_are_stated_per_a_readable_exposure():
+    from qicstats.report.gate import headline
+    from qicstats.report.tables import format_estimands, rate_per
+
+    est = _rate_table()
+    assert rate_per(est) == 100_000            # 0.0015 -> 150 per 100,000
+    shown = format_estimands(est)
+    att = shown.iloc[0]
+    assert (att["Estimate"], att["Interval"], att["Unit"]) == ("-19", "-38 to -4.75",
+                                                                "per 100,000")
+    assert shown.iloc[1]["Estimate"] == "150"
+    assert "-0.00019" not in estimands_markdown(est)
+    # the tidy table (and so the CSV) keeps raw units
+    assert est.iloc[0]["mean"] == -0.00019
+    h = headline(_FakeResult(est))
+    assert "changed by -19 per 100,000 of exposure (95% interval -38 to -4.75)" in h["lead"]
+    # rates of at least 1 per unit of exposure are left alone
+    assert rate_per(_rate_table(att=-0.5, cf=3.0)) == 1
+
+
+def test_headline_words_agree_with_the_numbers():
+    from qicstats.report.gate import headline
+
+    # events fall while the ATT is an increase: said, and why
+    h = headline(_FakeResult(_rate_table(att=0.0002, events=-12.0), direction="increase"))
+    how = dict(h["items"])["How much?"]
+    assert "12 fewer events in total than without the collaborative" in how
+    assert "gained" not in how and "-12 gained" not in how
+    assert "the sign differs from the improvement above" in how
+    assert "1 period after joining" in how and "1 periods" not in how
+    # the same sign: no explanation
+    h = headline(_FakeResult(_rate_table(att=-0.0002, events=-1.0)))
+    how = dict(h["items"])["How much?"]
+    assert "1 fewer event in total" in how and "sign differs" not in how
+
+
+def test_fitresult_headline_has_no_exact_certainty(fr):
+    # all 300 draws improve: ">99%", never "100%"
+    assert "is >99%." in fr.headline() and "100%" not in fr.headline()

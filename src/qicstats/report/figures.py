@@ -293,6 +293,59 @@ def headline_across_runs_figure(rows: pd.DataFrame, *, percent: bool, label: str
     return fig
 
 
+def effect_curve_figure(rows: pd.DataFrame, *, factor: float, label: str,
+                        att: tuple[float, float, float] | None = None,
+                        not_identified: Sequence[int] = ()) -> Figure:
+    """The effect by exposure time (periods since joining) with its intervals.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        ``att_exposure`` rows with ``exposure_time``, ``mean``, ``lower``, ``upper`` and
+        ``in_att`` (see :meth:`~qicstats.results.FitResult.att_rows`).
+    factor : float
+        Multiplies every value (100 for percentage points, 100,000 for "per 100,000").
+    label : str
+        The y-axis label.
+    att : (mean, lower, upper), optional
+        The overall ATT, drawn as a band (the average of the horizons in the ATT).
+    not_identified : sequence of int
+        Observed exposure times without concurrent comparison (marked, not estimated).
+
+    Horizons in the ATT are filled dots, others open circles.
+    """
+    r = rows.sort_values("exposure_time")
+    h = r["exposure_time"].astype(float).to_numpy()
+    m = factor * r["mean"].to_numpy(dtype=float)
+    lo = factor * r["lower"].to_numpy(dtype=float)
+    hi = factor * r["upper"].to_numpy(dtype=float)
+    ins = r["in_att"].astype(bool).to_numpy() if "in_att" in r.columns else np.ones(len(r), bool)
+    fig = Figure(figsize=(6.8, 3.3), layout="constrained")
+    ax = fig.subplots()
+    if att is not None and all(np.isfinite(att)):
+        ax.axhspan(factor * att[1], factor * att[2], color="#92c5de", alpha=0.35, lw=0,
+                   label="ATT (average over the horizons in it), interval")
+        ax.axhline(factor * att[0], color="#2166ac", lw=1, ls="--")
+    ax.axhline(0, color="#888888", lw=0.8, ls=":")
+    ax.vlines(h, lo, hi, color="#2166ac", lw=1.6)
+    if ins.any():
+        ax.plot(h[ins], m[ins], "o", color="#2166ac", ms=5, label="in the ATT")
+    if (~ins).any():
+        ax.plot(h[~ins], m[~ins], "o", mfc="white", mec="#2166ac", ms=5,
+                label="not in the ATT")
+    gone = [x for x in not_identified if x not in set(h.astype(int).tolist())]
+    if gone:
+        y0 = ax.get_ylim()[0]
+        ax.plot(gone, np.full(len(gone), y0), "x", color="#b35806", ms=5, clip_on=False,
+                label="no concurrent comparison (not estimated)")
+    ax.set_xlabel("periods since joining (exposure time)", fontsize=8)
+    ax.set_ylabel(label, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(fontsize=7, frameon=False, loc="best")
+    return fig
+
+
 def figure_or_note(make: Any, *, key: str, alt: str) -> tuple[Markup | None, str]:
     """Call ``make()`` for a Figure and render it; on failure return ``(None, reason)``."""
     try:

@@ -24,6 +24,13 @@ def link_scale(family: str) -> str:
     return _LINK.get(family, "identity")
 
 
+def per_words(per: int) -> str:
+    """``"per 100,000"`` for a rate multiplier (``"per unit"`` for 1)."""
+    from qicstats.results.fitresult import per_label
+
+    return "per unit" if int(per) <= 1 else per_label(per)
+
+
 def _sub(base: str, sub: Any) -> Markup:
     return Markup("{}<sub>{}</sub>").format(Markup(base), sub)
 
@@ -104,10 +111,12 @@ def equation(result: "FitResult") -> dict[str, Any]:
     if mains:
         eta += Markup(" + Σ<sub>k</sub> γ<sub>k</sub>·z<sub>k,it</sub>")
     lines.append(eta)
+    effect = getattr(d, "effect", None) or spec.effect
     if d.participating.any():
         lv_levels = [lv for lv in d.change_groups if f"v_level_{lv}" in qm.param_names]
         sl_levels = [lv for lv in d.change_groups if f"v_slope_{lv}" in qm.param_names]
-        lvl = Markup("β<sub>L</sub>")
+        lvl = (Markup("γ<sub>e<sub>it</sub></sub>") if effect == "curve"
+               else Markup("β<sub>L</sub>"))
         for lv in lv_levels:
             lvl += Markup(" + v<sup>L,{}</sup><sub>{}(i)</sub>").format(lv, lv)
         slp = Markup("β<sub>S</sub>")
@@ -117,10 +126,27 @@ def equation(result: "FitResult") -> dict[str, Any]:
             lvl += Markup(" + Σ<sub>k</sub> δ<sub>L,k</sub>·z<sub>k,it</sub>")
             slp += Markup(" + Σ<sub>k</sub> δ<sub>S,k</sub>·z<sub>k,it</sub>")
         lines.append(Markup("&emsp;+ D<sub>it</sub>·(") + lvl + Markup(")"))
-        lines.append(Markup("&emsp;+ e<sub>it</sub>·(") + slp + Markup(")"))
-        where.append(Markup("β<sub>L</sub>, β<sub>S</sub>: average level and slope change at "
-                            "joining (link scale); v<sup>L,l</sup>, v<sup>S,l</sup>: their "
-                            "random deviations at level l"))
+        if effect == "slope":
+            lines.append(Markup("&emsp;+ e<sub>it</sub>·(") + slp + Markup(")"))
+            where.append(Markup("β<sub>L</sub>, β<sub>S</sub>: average level and slope change "
+                                "at joining (link scale); v<sup>L,l</sup>, v<sup>S,l</sup>: "
+                                "their random deviations at level l"))
+        elif effect == "curve":
+            where.append(Markup(
+                "γ<sub>h</sub>: the effect h periods after joining (the exposure-time curve, "
+                "link scale), a random walk: γ<sub>0</sub> has the level_change prior and "
+                "γ<sub>h</sub> = γ<sub>h−1</sub> + σ<sub>curve</sub>·z<sub>h</sub>, so it may "
+                "ramp up, plateau or fade; v<sup>L,l</sup>: random level shifts of the curve "
+                "at level l"))
+        else:
+            where.append(Markup("β<sub>L</sub>: average level change at joining, constant "
+                                "afterwards (a step; link scale); v<sup>L,l</sup>: its random "
+                                "deviations at level l"))
+        if getattr(d, "phases", False):
+            lines.append(Markup("&emsp;+ P<sub>it</sub>·β<sub>P</sub>"))
+            where.append(Markup("P<sub>it</sub> = 1 after unit i's end period (the "
+                                "sustainability phase); β<sub>P</sub>: the further change "
+                                "then (phase_change)"))
         if spec.correlated:
             where.append(Markup("level and slope changes correlated (LKJ prior) at: {}")
                          .format(", ".join(spec.correlated)))
@@ -143,15 +169,95 @@ def equation(result: "FitResult") -> dict[str, Any]:
             "predictor": lines, "where": where}
 
 
-def prior_rows(result: "FitResult") -> list[tuple[str, str]]:
-    """``(parameter, prior)`` pairs for the priors actually used, in model order."""
-    out = [(name, pr.describe()) for name, pr in result.qmodel.priors.items()]
-    if result.qmodel.spec.correlated:
-        out.append(("chol_<level>", "LKJCholeskyCov(eta=2) with the sd priors above"))
-    for ind in result.qmodel.design.indicators:
+#: what each prior describes (shown next to it); level-specific names use the generic entry
+PRIOR_ROLES: dict[str, str] = {
+    "intercept": "the outcome's level on the link scale",
+    "trend_slope": "the linear secular trend, per period",
+    "trend_sd": "step sd of the trend's random walk or spline",
+    "period_sd": "sd of the free period effects (zero-sum)",
+    "season_sd": "sd of the seasonal effects",
+    "slope_change": "change in slope per period since joining",
+    "sd_curve": "step sd of the exposure-time curve (its random walk)",
+    "phase_change": "further change in the sustainability phase (after end_period)",
+    "sd_u": "sd of the baseline random effects",
+    "sd_level": "sd of the level-change random effects",
+    "sd_slope": "sd of the slope-change random effects",
+    "sd_trend": "sd of unit-specific trend slopes",
+    "sd_curve_collaborative": "step sd of the collaboratives' deviations from the curve",
+    "phi": "beta-binomial concentration",
+    "alpha": "negative-binomial shape",
+    "sigma": "residual sd",
+}
+
+
+def _role(name: str, effect: str) -> str:
+    if name == "level_change":
+        return ("the curve's value in the join period (the start of its random walk)"
+                if effect == "curve" else "the level change at joining")
+    if name in PRIOR_ROLES:
+        return PRIOR_ROLES[name]
+    for generic in ("sd_u", "sd_level", "sd_slope", "sd_trend", "sd_curve"):
+        if name.startswith(generic + "_"):
+            return PRIOR_ROLES[generic] + f" ({name[len(generic) + 1:]})"
+    for generic, what in (("ind_main_", "main effect of indicator"),
+                          ("ind_level_", "moderation of the level change by indicator"),
+                          ("ind_slope_", "moderation of the slope change by indicator")):
+        if name.startswith(generic):
+            return f"{what} {name[len(generic):]}"
+    return ""
+
+
+def prior_rows(result: "FitResult") -> list[tuple[str, str, str]]:
+    """``(parameter, prior, what it describes)`` for the priors actually used, in model
+    order."""
+    qm = result.qmodel
+    effect = getattr(qm.design, "effect", None) or qm.spec.effect
+    out = [(name, pr.describe(), _role(name, effect)) for name, pr in qm.priors.items()]
+    if qm.spec.correlated:
+        out.append(("chol_<level>", "LKJCholeskyCov(eta=2) with the sd priors above",
+                    "correlated level and slope changes"))
+    for ind in qm.design.indicators:
         if ind.type == "ordinal" and ind.n_levels > 2:
-            out.append((f"mo_{ind.name}", f"Dirichlet(1, …, 1) over {ind.n_levels - 1} steps"))
+            out.append((f"mo_{ind.name}", f"Dirichlet(1, …, 1) over {ind.n_levels - 1} steps",
+                        "monotonic steps of an ordinal indicator"))
     return out
+
+
+def design_choices(result: "FitResult") -> list[tuple[str, str]]:
+    """``(setting, "choice: why")`` rows: the trend, seasonality, effect shape, phases, levels
+    and identified horizons the model was built with, and why (``QICModel.structure``)."""
+    qm = result.qmodel
+    st = qm.structure
+    spec = qm.spec
+    reasons = dict(getattr(st, "reasons", {}) or {})
+    effect = getattr(st, "effect", None) or spec.effect
+    trend_words = {"none": "no secular trend", "linear": "a linear trend",
+                   "rw": "a linear trend plus a random walk",
+                   "spline": "a linear trend plus a penalised spline",
+                   "period": "free period effects"}
+    effect_words = {"step": "a step (one level change)",
+                    "slope": "a level change plus a linear slope change",
+                    "curve": "an exposure-time curve"}
+
+    def why(*keys: str) -> str:
+        txt = "; ".join(reasons[k] for k in keys if reasons.get(k))
+        return f": {txt}" if txt else ""
+
+    rows = [("secular trend", trend_words.get(spec.trend, str(spec.trend)) + why("trend")),
+            ("seasonality", ("yes" if bool(getattr(st, "seasonality", spec.seasonality))
+                             else "no") + why("seasonality")),
+            ("effect shape", effect_words.get(effect, str(effect))
+             + why("effect_choice", "effect")),
+            ("phases", ("an intervention and a sustainability phase"
+                        if bool(getattr(st, "phases", False)) else "one phase")
+             + why("phases"))]
+    if reasons.get("levels"):
+        rows.append(("grouping levels", reasons["levels"]))
+    if reasons.get("unit_changes"):
+        rows.append(("unit-level changes", reasons["unit_changes"]))
+    if reasons.get("identification"):
+        rows.append(("identified horizons", reasons["identification"]))
+    return rows
 
 
 def estimand_definitions(result: "FitResult") -> list[tuple[str, str]]:
@@ -165,6 +271,12 @@ def estimand_definitions(result: "FitResult") -> list[tuple[str, str]]:
                 "collaborative switched off (D = 0, e = 0), averaged over those unit-periods, "
                 "draw by draw, on the response scale."),
         ("att_ratio", "The same as a ratio: fitted mean / counterfactual mean."),
+        ("att_exposure (h = 0, 1, …)", "The improvement at h periods since joining, averaged "
+                                       "over the unit-periods at that exposure time; the ATT "
+                                       "averages the exposure times identified by concurrent "
+                                       "comparisons."),
+        ("att_phase", "The improvement in the intervention phase and in the sustainability "
+                      "phase (after a unit's end period), when the model has phases."),
         ("trend_change", "What would have happened anyway: the counterfactual mean after "
                          "joining minus the counterfactual at each unit's join period."),
         (f"att_horizon_<h> (h = {hz})", "The improvement h periods after joining, for the "
@@ -209,10 +321,20 @@ def identification(result: "FitResult", data: "PanelData | None") -> str:
     if pre == 0:
         txt += ("No participating unit is observed before joining: the baseline of the "
                 "participating units is not observed and the estimates rest on the model. ")
-    txt += ("The estimates assume that, without the collaborative, participating units would "
-            "have followed the same secular trend as the comparison units (conditional on the "
-            "random effects and covariates in the model).")
-    return txt
+    st = result.qmodel.structure
+    if st is not None and st.single_series:
+        why = st.reasons.get("identification", "")
+        txt += ("This is a single series: no unit is observed untreated in the periods after "
+                "joining, so the identifying assumption is that the pre-join trend, "
+                "extrapolated, is the counterfactual"
+                + (f" ({why})" if why else "") + ". ")
+    else:
+        txt += ("The estimates assume that, without the collaborative, participating units "
+                "would have followed the same secular trend as the comparison units "
+                "(conditional on the random effects and covariates in the model). ")
+        if st is not None and st.reasons.get("identification"):
+            txt += "Horizons: " + st.reasons["identification"] + ". "
+    return txt.rstrip()
 
 
 def config_hash(config_text: str | None, provenance: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ from qicstats.report.tables import (
     fmt_prob,
     format_estimands,
     html_table,
+    rate_per,
     value_formatter,
 )
 
@@ -67,6 +68,57 @@ def _sec_diagnostics(ctx: dict[str, Any]) -> list[Block]:
         w = dg.worst.copy()
         blocks.append(h3("Parameters that mix worst"))
         blocks.append(table_block(html_table(w, caption="Smallest bulk ESS first.")))
+    blocks.extend(_identification_blocks(fr))
+    return blocks
+
+
+def _identification_blocks(fr: "FitResult") -> list[Block]:
+    """Is the effect told apart from the secular trend? The identification table, its
+    warnings, the horizons the ATT averages and (a single series) the identifying
+    assumption."""
+    from qicstats.results.identification import STRONG_CORRELATION, WEAK_CONTRACTION
+
+    blocks: list[Block] = [h3("Identification: is the effect told apart from the secular "
+                              "trend?")]
+    try:
+        rep = fr.identification()
+    except Exception as exc:  # noqa: BLE001 - said, not hidden
+        return blocks + [note(f"The identification diagnostics could not be computed "
+                              f"({type(exc).__name__}: {exc}): weak identification cannot "
+                              "be ruled out.", "warn")]
+    scale = meth.link_scale(fr.qmodel.family)
+    blocks.append(para(
+        f"For each effect parameter (on the {scale} scale): how much the data narrowed its "
+        f"prior (contraction 1 − posterior variance / prior variance; below "
+        f"{WEAK_CONTRACTION:g} the estimate says more about the prior than about the data) "
+        "and its largest posterior correlation with a parameter of the secular trend or the "
+        f"intercept (beyond ±{STRONG_CORRELATION:g} the effect and the trend trade off, so "
+        "the assumed form of the trend decides the effect). Either makes the gate warn."))
+    if rep.assumption:
+        blocks.append(note(rep.assumption, "info"))
+    if rep.horizons:
+        blocks.append(para("Which horizons the ATT averages: " + rep.horizons))
+    for r in rep.warn_reasons:
+        blocks.append(note(r[:1].upper() + r[1:], "warn"))
+    t = rep.table
+    if t.empty:
+        blocks.append(note("No effect parameter in the posterior: nothing to check.", "info"))
+        return blocks
+    show = pd.DataFrame({
+        "parameter": t["parameter"].astype(str),
+        "prior sd": [fmt_num(v, 3) for v in t["prior_sd"]],
+        "posterior mean (sd)": [f"{fmt_num(m, 3)} ({fmt_num(v, 2)})"
+                                for m, v in zip(t["posterior_mean"], t["posterior_sd"])],
+        "contraction": [fmt_num(v, 2) for v in t["contraction"]],
+        "largest |correlation| with the trend": [
+            (f"{c:+.2f} ({w})" if math.isfinite(float(c)) else "–")
+            for c, w in zip(t["corr"].astype(float), t["corr_with"])],
+        "verdict": [("weak: " + f) if bool(wk) else "identified"
+                    for wk, f in zip(t["weak"], t["flag"])],
+    })
+    blocks.append(table_block(html_table(
+        show, row_classes=["st-warn" if bool(v) else "" for v in t["weak"]],
+        collapse_over=30)))
     return blocks
 
 
@@ -115,8 +167,11 @@ def _sec_data(ctx: dict[str, Any]) -> list[Block]:
     comp = figs.natural_sorted(units.loc[units["collaborative"].isna(), "unit"].astype(str))
     blocks.append(h3("Comparison units"))
     if comp:
-        blocks.append(para(f"{len(comp)} comparison units never join a collaborative and carry "
-                         f"the secular trend: {name_list(comp)}."))
+        blocks.append(para(
+            (f"{len(comp)} comparison units never join a collaborative and carry the secular "
+             f"trend: {name_list(comp)}.") if len(comp) > 1 else
+            (f"One comparison unit never joins a collaborative and carries the secular "
+             f"trend: {name_list(comp)}.")))
     else:
         blocks.append(note("There are no comparison units: the secular trend is learned from "
                            "pre-join periods and staggered joining only.", "warn"))
@@ -253,15 +308,19 @@ def _sec_estimands(ctx: dict[str, Any]) -> list[Block]:
     if est.empty:
         return [note("No estimands: there are no participating unit-periods after joining.")]
     ip = int(round(100 * fr.options.interval_prob))
+    per = rate_per(est)
+    rates = (f" Rates are stated {meth.per_words(per)} of exposure (the CSV tables keep "
+             "the rate per unit of exposure)." if per > 1 else "")
     blocks: list[Block] = [para(
         f"Posterior means with {ip}% equal-tailed intervals, computed draw by draw on the "
         "response scale. Differences on a probability scale are in percentage points (pp), "
         "levels in percent; P(>0) is the posterior probability that the value is positive and "
-        "P(improved) that it moves in the direction of improvement.")]
+        "P(improved) that it moves in the direction of improvement." + rates)]
     overall = _est_order(est[est["scope"] == "overall"])
     blocks.append(h3("Overall"))
     blocks.append(table_block(html_table(
-        format_estimands(overall).drop(columns=["Scope", "Group"]))))
+        format_estimands(overall, per=per).drop(columns=["Scope", "Group"]))))
+    blocks.extend(_effect_curve_blocks(fr, est, per, ip))
     coll = est[est["scope"] == "collaborative"]
     if len(coll):
         blocks.append(h3("Per collaborative"))
@@ -273,7 +332,7 @@ def _sec_estimands(ctx: dict[str, Any]) -> list[Block]:
                 if r.empty:
                     continue
                 r0 = r.iloc[0]
-                f, unit = value_formatter(name, str(r0["scale"]))
+                f, unit = value_formatter(name, str(r0["scale"]), per)
                 lab = {"att": f"improvement ({unit})", "att_ratio": "ratio",
                        "trend_change": f"secular trend ({unit})",
                        "events_gained": "events gained"}[name]
@@ -282,14 +341,90 @@ def _sec_estimands(ctx: dict[str, Any]) -> list[Block]:
                     rec["P(improved)"] = fmt_prob(r0["prob_improved"])
             recs.append(rec)
         blocks.append(table_block(html_table(pd.DataFrame(recs))))
-    rest = est[~est["scope"].isin(["overall", "collaborative"])]
+    rest = est[~est["scope"].isin(["overall", "collaborative", "exposure", "phase"])]
     if len(rest):
         blocks.append(h3("All other estimands (units and indicators)"))
-        blocks.append(table_block(html_table(format_estimands(_est_order(rest)), collapse_over=0)))
+        blocks.append(table_block(html_table(format_estimands(_est_order(rest), per=per),
+                                             collapse_over=0)))
     if fr.options.mid is None:
         blocks.append(note("No minimal important difference was configured, so P(>MID) is "
                            "not reported.", "info"))
     return blocks
+
+
+def _effect_curve_blocks(fr: "FitResult", est: pd.DataFrame, per: int, ip: int
+                         ) -> list[Block]:
+    """The effect by exposure time (figure and table) and by phase (table)."""
+    blocks: list[Block] = []
+    rows = fr.att_rows()
+    exp = rows[rows["estimand"] == "att_exposure"].dropna(subset=["exposure_time"])
+    st = fr.qmodel.structure
+    if len(exp):
+        scale = str(exp["scale"].iloc[0])
+        f, unit = value_formatter("att_exposure", scale, per)
+        factor = 100.0 if scale == "probability" else (float(per) if scale == "rate" else 1.0)
+        ylab = {"pp": "improvement (percentage points)"}.get(
+            unit, f"improvement ({unit})" if unit not in ("value",) else "improvement")
+        head = rows[(rows["estimand"] == "att") & (rows["scope"] == "overall")]
+        att = (tuple(float(head[c].iloc[0]) for c in ("mean", "lower", "upper"))
+               if len(head) else None)
+        gone: list[int] = []
+        if st is not None and len(st.horizons) and "in_att" in st.horizons.columns:
+            gone = [int(h) for h, k in zip(st.horizons["exposure_time"], st.horizons["in_att"])
+                    if not bool(k)]
+        shape = {"curve": "an exposure-time curve (one effect per period since joining, "
+                          "partially pooled as a random walk)",
+                 "step": "a step (one level change)",
+                 "slope": "a level change plus a linear slope change"}.get(
+            getattr(st, "effect", "") or fr.qmodel.spec.effect, "the model's effect shape")
+        in_att = sorted(int(h) for h, k in zip(exp["exposure_time"], exp["in_att"]) if bool(k))
+        span = (f"{in_att[0]}..{in_att[-1]}" if len(in_att) > 1 else
+                (str(in_att[0]) if in_att else "none"))
+        blocks.append(h3("Improvement by time since joining"))
+        text = (f"The improvement at each exposure time (periods since joining; 0 is the join "
+                f"period) with its {ip}% interval, from the fitted effect shape, {shape}. The "
+                f"ATT averages exposure times {span} (filled dots; its interval is the band).")
+        if gone:
+            text += (f" Exposure times {_span(gone)} have no concurrent comparison (no unit "
+                     "is observed untreated in those periods): they are left out of the ATT "
+                     "and not estimated here.")
+        blocks.append(para(text))
+        blocks.append(figure_block(
+            lambda: figs.effect_curve_figure(exp, factor=factor, label=ylab, att=att,
+                                             not_identified=gone),
+            key="curve", alt="Improvement by exposure time",
+            caption=f"Improvement by periods since joining, {ip}% intervals."))
+        tab = pd.DataFrame({
+            "exposure time": exp["exposure_time"].astype(int).astype(str),
+            f"improvement ({unit})": [f"{f(m)} ({f(lo)} to {f(hi)})" for m, lo, hi in
+                                      zip(exp["mean"], exp["lower"], exp["upper"])],
+            "P(improved)": [fmt_prob(v) for v in exp["prob_improved"]],
+            "unit-periods": [fmt_int(v) for v in exp["n_rows"]],
+            "in the ATT": ["yes" if bool(v) else "no" for v in exp["in_att"]],
+        })
+        blocks.append(table_block(html_table(tab, collapse_over=24)))
+    ph = rows[rows["estimand"] == "att_phase"]
+    if len(ph):
+        f, unit = value_formatter("att_phase", str(ph["scale"].iloc[0]), per)
+        blocks.append(h3("Improvement by phase"))
+        blocks.append(para("The intervention phase (from joining to the end period) and the "
+                           "sustainability phase (after it), averaged over their "
+                           "unit-periods."))
+        blocks.append(table_block(html_table(pd.DataFrame({
+            "phase": ph["group"].astype(str),
+            f"improvement ({unit})": [f"{f(m)} ({f(lo)} to {f(hi)})" for m, lo, hi in
+                                      zip(ph["mean"], ph["lower"], ph["upper"])],
+            "P(improved)": [fmt_prob(v) for v in ph["prob_improved"]],
+            "unit-periods": [fmt_int(v) for v in ph["n_rows"]],
+        }))))
+    return blocks
+
+
+def _span(hs: list[int]) -> str:
+    hs = sorted(hs)
+    if len(hs) > 1 and hs == list(range(hs[0], hs[-1] + 1)):
+        return f"{hs[0]}..{hs[-1]}"
+    return ", ".join(str(h) for h in hs)
 
 
 def _sec_units(ctx: dict[str, Any]) -> list[Block]:
@@ -312,7 +447,7 @@ def _sec_units(ctx: dict[str, Any]) -> list[Block]:
     pdv = fr.positive_deviance()
     d = fr.qmodel.design
     coll = {d.unit_names[i]: (d.collaborative[i] or "") for i in range(d.n_units)}
-    f, unit = value_formatter("att", str(att["scale"].iloc[0]))
+    f, unit = value_formatter("att", str(att["scale"].iloc[0]), rate_per(fr.estimands()))
     a = att.set_index("group")
     pv = pdv.set_index("unit") if len(pdv) else pd.DataFrame()
     recs = []
@@ -378,12 +513,14 @@ def _sec_indicators(ctx: dict[str, Any]) -> list[Block]:
     if len(con):
         blocks.append(para("Indicator contrasts (moderators) compare the improvement between "
                          "levels; main-effect contrasts compare the outcome itself."))
-        blocks.append(table_block(html_table(format_estimands(con).drop(columns=["Scope"]))))
+        blocks.append(table_block(html_table(format_estimands(
+            con, per=rate_per(est)).drop(columns=["Scope"]))))
     else:
         blocks.append(note("No indicator contrasts were estimated."))
     blocks.append(h3("Improvement at each level"))
     if len(lvl):
-        blocks.append(table_block(html_table(format_estimands(lvl).drop(columns=["Scope"]))))
+        blocks.append(table_block(html_table(format_estimands(
+            lvl, per=rate_per(est)).drop(columns=["Scope"]))))
     else:
         blocks.append(note("No moderating indicator: improvement is not estimated by level."))
     blocks.append(h3("Coding: agreement and imputed codes"))
@@ -468,26 +605,65 @@ def _sec_frequentist(ctx: dict[str, Any]) -> list[Block]:
                      "qicstats.compare.frequentist_baselines(data) and pass baselines= to "
                      "show the cross-check.")]
     scale = meth.link_scale(fr.qmodel.family)
-    names = [v for v in ("level_change", "slope_change") if v in fr.idata.posterior]
+    st = fr.qmodel.structure
+    effect = (getattr(st, "effect", None) or fr.qmodel.spec.effect)
+    post = fr.idata.posterior
+    names = [v for v in ("level_change", "slope_change") if v in post]
     summ = (fr.summary(var_names=names) if names else
             pd.DataFrame(columns=["parameter", "mean", "lower", "upper"]))
+    summ = summ[["parameter", "mean", "lower", "upper"]]
+    if effect == "curve" and "effect_curve" in post:
+        x = np.asarray(post["effect_curve"].values, dtype=float)
+        x0 = x.reshape(x.shape[0] * x.shape[1], -1)[:, 0]
+        q = (1 - fr.options.interval_prob) / 2
+        if np.isfinite(x0).all():
+            summ = pd.concat([summ, pd.DataFrame({
+                "parameter": ["effect_curve[0]"], "mean": [float(x0.mean())],
+                "lower": [float(np.quantile(x0, q))],
+                "upper": [float(np.quantile(x0, 1 - q))]})], ignore_index=True)
+    # the ATT on the response scale: comparable with the two-way fixed-effects DiD
+    resp = {"binomial": "probability", "betabinomial": "probability"}.get(
+        fr.qmodel.family, "identity")
+    att = fr.estimands("att", "overall")
+    intro = {
+        "step": (f"The Bayesian level change on the {scale} scale (posterior mean and interval "
+                 "of β_L; the model has a step, no slope change) next to standard frequentist "
+                 "estimates. The segmented regressions also estimate a slope change, which "
+                 "this model does not have: only their level change is compared, and it is "
+                 "the same quantity only if their slope change is near zero."),
+        "slope": (f"The Bayesian average level and slope change on the {scale} scale "
+                  "(posterior mean and interval of the fixed effects β_L and β_S) next to "
+                  "standard frequentist estimates."),
+        "curve": (f"The model's effect is an exposure-time curve, not a level plus slope "
+                  f"change, so the segmented regressions' level and slope changes are not the "
+                  f"same quantity; shown for reference are the curve's value in the join "
+                  f"period (effect_curve[0], {scale} scale) and the ATT on the response "
+                  "scale, whose closest frequentist counterpart is the two-way fixed-effects "
+                  "difference-in-differences effect (a constant effect)."),
+    }.get(effect, "The Bayesian effect next to standard frequentist estimates.")
     blocks: list[Block] = [para(
-        f"The Bayesian average level and slope change on the {scale} scale (posterior mean "
-        "and interval of the fixed effects β_L and β_S) next to standard frequentist "
-        "estimates. Only estimates on the same scale are directly comparable; the two-way "
-        "fixed-effects DiD on the probability scale mixes level and slope change.")]
+        intro + " Only estimates on the same scale are directly comparable; the two-way "
+        "fixed-effects DiD on the response scale is compared with the Bayesian ATT.")]
     recs = []
     for r in summ.itertuples(index=False):
         recs.append({"method": "Bayesian (this model)", "term": r.parameter, "scale": scale,
                      "estimate": fmt_num(r.mean, 3),
                      "interval": _interval(r.lower, r.upper),
                      "status": "ok", "note": "posterior mean, equal-tailed interval"})
+    if len(att):
+        a = att.iloc[0]
+        recs.append({"method": "Bayesian (this model)", "term": "att", "scale": resp,
+                     "estimate": fmt_num(a["mean"], 3),
+                     "interval": _interval(a["lower"], a["upper"]), "status": "ok",
+                     "note": "improvement beyond the secular trend, averaged over the "
+                             "post-join unit-periods in the ATT"})
+    n_bayes = len(recs)
     for r in base.itertuples(index=False):
         recs.append({"method": str(r.method), "term": str(r.term), "scale": str(r.scale),
                      "estimate": fmt_num(r.estimate, 3),
                      "interval": _interval(r.lower, r.upper),
                      "status": str(r.status), "note": str(r.note)})
-    classes = ["bayes" if i < len(summ) else "" for i in range(len(recs))]
+    classes = ["bayes" if i < n_bayes else "" for i in range(len(recs))]
     blocks.append(table_block(html_table(pd.DataFrame(recs), row_classes=classes)))
     sentences = []
     for r in summ.itertuples(index=False):
@@ -499,6 +675,17 @@ def _sec_frequentist(ctx: dict[str, Any]) -> list[Block]:
                                                     scale=scale))
             except ValueError as exc:
                 sentences.append(f"The {r.parameter} could not be cross-checked: {exc}")
+    if len(att) and all(math.isfinite(float(att.iloc[0][c])) for c in ("mean", "lower",
+                                                                         "upper")):
+        a = att.iloc[0]
+        try:
+            text = agreement_sentence(float(a["mean"]), float(a["lower"]), float(a["upper"]),
+                                      base, term="did", scale=resp)
+            text = text.replace("The Bayesian difference-in-differences effect",
+                                "The Bayesian ATT (improvement beyond the secular trend)", 1)
+            sentences.append(text)
+        except ValueError as exc:
+            sentences.append(f"The ATT could not be cross-checked: {exc}")
     if sentences:
         blocks.append({"kind": "list", "items": sentences})
     return blocks
@@ -508,11 +695,16 @@ def _sec_methods(ctx: dict[str, Any]) -> list[Block]:
     fr: FitResult = ctx["result"]
     eq = meth.equation(fr)
     blocks: list[Block] = [h3("Model"), {"kind": "equation", **eq}]
+    blocks.append(h3("Design choices and why"))
+    blocks.append(para("What the model was built with, read from the design (never from the "
+                       "outcome values): the secular trend, the effect's shape over time since "
+                       "joining, phases, and which exposure times the ATT averages."))
+    blocks.append({"kind": "kv", "rows": meth.design_choices(fr)})
     blocks.append(h3("Priors actually used"))
     blocks.append(para("Weakly informative on the link scale; level- and indicator-specific "
                      "priors fall back to the generic ones unless overridden in the config."))
-    blocks.append(table_block(html_table(pd.DataFrame(meth.prior_rows(fr),
-                                                 columns=["parameter", "prior"]))))
+    blocks.append(table_block(html_table(pd.DataFrame(
+        meth.prior_rows(fr), columns=["parameter", "prior", "describes"]))))
     blocks.append(h3("Estimands"))
     blocks.append({"kind": "kv", "rows": meth.estimand_definitions(fr)})
     blocks.append(h3("Identification"))

@@ -33,11 +33,13 @@ ESTIMAND_LABELS: dict[str, str] = {
     "att_at_level": "Improvement at an indicator level",
     "indicator_main_contrast": "Difference in outcome between indicator levels (main effect)",
     "deviance": "Improvement beyond the collaborative's expectation",
+    "att_exposure": "Improvement by time since joining",
+    "att_phase": "Improvement by phase",
 }
 
 #: estimands that are *differences* on the response scale (shown with a sign)
 DIFFERENCE_ESTIMANDS = ("att", "trend_change", "indicator_contrast", "att_at_level",
-                        "indicator_main_contrast", "deviance")
+                        "indicator_main_contrast", "deviance", "att_exposure", "att_phase")
 
 #: display columns of a formatted estimands table
 DISPLAY_COLUMNS: tuple[str, ...] = ("Estimand", "Scope", "Group", "Estimate", "Interval",
@@ -66,9 +68,31 @@ def is_difference(estimand: str) -> bool:
     return estimand in DIFFERENCE_ESTIMANDS or estimand.startswith("att_horizon_")
 
 
-def value_formatter(estimand: str, scale: str):
-    """Return ``(format(v) -> str, unit label)`` for one estimand on one scale."""
+def rate_per(est: pd.DataFrame | None) -> int:
+    """The multiplier that states rates per a readable exposure ("per 100,000") for this
+    estimands table (1: no scaling); see :func:`qicstats.results.fitresult.rate_multiplier`."""
+    from qicstats.results.fitresult import rate_multiplier
+
+    return rate_multiplier(est) if isinstance(est, pd.DataFrame) else 1
+
+
+def per_label(per: int) -> str:
+    """``"per 100,000"`` for a rate multiplier."""
+    from qicstats.results.fitresult import per_label as _label
+
+    return _label(per)
+
+
+def value_formatter(estimand: str, scale: str, per: int = 1):
+    """Return ``(format(v) -> str, unit label)`` for one estimand on one scale.
+
+    ``per`` (a power of ten, see :func:`rate_per`) states rates per that much exposure: the
+    value is multiplied by it and the unit is ``"per 100,000"``."""
     diff = is_difference(estimand)
+    if scale == "rate" and per and int(per) > 1:
+        sign = "+" if diff else ""
+        k = int(per)
+        return (lambda v: f"{k * float(v):{sign}.3g}" if _finite(v) else "–"), per_label(k)
     if scale == "probability":
         if diff:
             return (lambda v: f"{100 * float(v):+.1f}" if _finite(v) else "–"), "pp"
@@ -81,8 +105,11 @@ def value_formatter(estimand: str, scale: str):
     return (lambda v: f"{float(v):{sign}.3g}" if _finite(v) else "–"), scale
 
 
-def mcse_formatter(scale: str):
+def mcse_formatter(scale: str, per: int = 1):
     """Format a Monte Carlo standard error on ``scale`` (finer than the estimate)."""
+    if scale == "rate" and per and int(per) > 1:
+        k = int(per)
+        return lambda v: f"{k * float(v):.2g}" if _finite(v) else "–"
     if scale == "probability":
         return lambda v: f"{100 * float(v):.2f}" if _finite(v) else "–"
     if scale == "ratio":
@@ -132,7 +159,8 @@ def _check_estimands(df: Any, what: str) -> None:
     pc.raise_if_errors()
 
 
-def format_estimands(df: pd.DataFrame, *, with_estimand: bool = True) -> pd.DataFrame:
+def format_estimands(df: pd.DataFrame, *, with_estimand: bool = True,
+                     per: int | None = None) -> pd.DataFrame:
     """The tidy estimands table as strings, ready to show.
 
     Parameters
@@ -141,6 +169,10 @@ def format_estimands(df: pd.DataFrame, *, with_estimand: bool = True) -> pd.Data
         Rows of :meth:`FitResult.estimands` (not modified).
     with_estimand : bool
         Include the ``Estimand`` column (plain-language label).
+    per : int, optional
+        State rates per this much exposure (a power of ten; ``Unit`` says e.g. "per
+        100,000"). Default: chosen from ``df`` itself (:func:`rate_per`); pass the value of
+        the whole table when formatting parts of it, so that every part agrees.
 
     Returns
     -------
@@ -153,9 +185,10 @@ def format_estimands(df: pd.DataFrame, *, with_estimand: bool = True) -> pd.Data
         If ``df`` is not an estimands table.
     """
     _check_estimands(df, "the estimands table")
+    per = rate_per(df) if per is None else int(per)
     recs = []
     for r in df.to_dict("records"):
-        f, unit = value_formatter(str(r["estimand"]), str(r["scale"]))
+        f, unit = value_formatter(str(r["estimand"]), str(r["scale"]), per)
         rec = {
             "Estimand": estimand_label(str(r["estimand"])),
             "Scope": str(r["scope"]),
@@ -165,7 +198,7 @@ def format_estimands(df: pd.DataFrame, *, with_estimand: bool = True) -> pd.Data
             "P(>0)": fmt_prob(r.get("prob_positive")),
             "P(improved)": fmt_prob(r.get("prob_improved")),
             "P(>MID)": fmt_prob(r.get("prob_above_mid")),
-            "MCSE": mcse_formatter(str(r["scale"]))(r.get("mcse")),
+            "MCSE": mcse_formatter(str(r["scale"]), per)(r.get("mcse")),
             "ESS": fmt_int(r.get("ess_bulk")),
             "Rows": fmt_int(r.get("n_rows")),
             "Unit": unit,

@@ -334,7 +334,7 @@ def _remedy(qm: "QICModel", term: str, low_contraction: bool) -> str:
     no_comparison = not bool((~np.asarray(d.participating, bool)).any())
     opts: list[str] = []
     if term == "phase":
-        opts.append("more periods observed after end_period, or no separate sustainability "
+        opts.append("more periods observed after end_period or no separate sustainability "
                     "phase (model.phases: false)")
     elif effect in ("slope", "curve"):
         opts.append("a simpler effect shape (model.effect: step)")
