@@ -196,8 +196,11 @@ def _propose_model(pdata: Any, family: str, levels: list[str], note: Any
         design = (f"a controlled design: {n_part} participating units in {joins} start "
                   f"period(s) and {n_comp} comparison units")
     note("model.trend", f"Design: {design}. Trend: {st.trend}, because {st.reasons['trend']}")
-    note("model.effect", f"{st.effect}: {st.reasons['effect']}; "
-         + st.reasons.get("identification", ""))
+    note("model.effect", f"{st.effect}: {st.reasons['effect']}"
+         + (f" ({st.reasons['effect_choice']})" if "effect_choice" in st.reasons else "")
+         + "; " + st.reasons.get("identification", ""))
+    if "unit_changes" in st.reasons:
+        note("model.random", st.reasons["unit_changes"])
     if "seasonality" in st.reasons:
         note("model.seasonality", f"{st.seasonality}: {st.reasons['seasonality']}")
     note("model.phases", f"{st.phases}: {st.reasons['phases']}")
@@ -216,8 +219,10 @@ def _propose_model(pdata: Any, family: str, levels: list[str], note: Any
         note("data.family", f"residual dispersion of a quick fixed-effects fit {disp:.2f} "
              f"(1 = none): {kind} overdispersion; the overdispersion prior has its mode at "
              "none, so the data decide")
-    model = {"trend": st.trend, "effect": st.effect, "seasonality": st.seasonality,
-             "phases": st.phases}
+    model: dict[str, Any] = {"trend": st.trend, "effect": st.effect,
+                             "seasonality": st.seasonality, "phases": st.phases}
+    if not st.unit_changes:
+        model["random"] = {"level": list(st.levels)}
     return model, kept, min_periods, st.identified_max
 
 
