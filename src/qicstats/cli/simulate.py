@@ -33,7 +33,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", default="demo",
-                   help="demo, small, S, M or L (default: demo)")
+                   help="demo, small, S, M or L (qicstats' own generator), or a design-zoo "
+                        "preset whose data lie outside qicstats' model: stepped_wedge, "
+                        "short_panel, single_series, collaborative, collaborative_200, large, "
+                        "few_collaboratives, counts (see qicstats.simulate.ZOO; default: demo)")
     p.add_argument("--seed", type=int, default=None,
                    help="random seed (default: 20261122)")
     p.add_argument("--family", default=None,

@@ -231,7 +231,10 @@ def resolve_settings(preset: str = "demo", overrides: Mapping[str, Any] | None =
     overrides = dict(overrides or {})
     if preset not in PRESETS:
         col.add("unknown_preset", f"unknown simulation preset {preset!r}",
-                examples=[preset], count=1, hint=f"use one of {sorted(PRESETS)}")
+                examples=[preset], count=1,
+                hint=f"use one of {sorted(PRESETS)} or a design-zoo preset (stepped_wedge, "
+                "short_panel, single_series, collaborative, collaborative_200, large, "
+                "few_collaboratives, counts)")
         col.raise_if_errors(ConfigError)
     cfg = copy.deepcopy(PRESETS[preset])
     unknown = sorted(set(overrides) - set(cfg))
