@@ -121,14 +121,20 @@ class Structure:
 MIN_POST_ROWS_UNIT_CHANGES = 4
 
 
-def _post_rows_per_unit(data: PanelData) -> np.ndarray:
+def _post_rows(data: PanelData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(unit index, t, join t, post-join mask)`` per panel row."""
     units = data.units.reset_index(drop=True)
     join = pd.to_numeric(units["join_t"], errors="coerce").to_numpy(dtype=float)
     uidx = data.unit_index
     t = data.panel["t"].to_numpy(dtype=int)
     jt = join[uidx]
     post = np.isfinite(jt) & (t >= np.nan_to_num(jt, nan=np.inf))
-    n = np.bincount(uidx[post], minlength=len(units))
+    return uidx, t, jt, post
+
+
+def _post_rows_per_unit(data: PanelData) -> np.ndarray:
+    uidx, _, _, post = _post_rows(data)
+    n = np.bincount(uidx[post], minlength=len(data.units))
     return n[n > 0]
 
 
@@ -142,12 +148,7 @@ def exposure_table(data: PanelData) -> tuple[pd.DataFrame, bool]:
     any_concurrent : bool
         Whether any post-join row has a concurrent comparison.
     """
-    units = data.units.reset_index(drop=True)
-    join = pd.to_numeric(units["join_t"], errors="coerce").to_numpy(dtype=float)
-    uidx = data.unit_index
-    t = data.panel["t"].to_numpy(dtype=int)
-    jt = join[uidx]
-    post = np.isfinite(jt) & (t >= np.nan_to_num(jt, nan=np.inf))
+    uidx, t, jt, post = _post_rows(data)
     T = int(data.periods.T)
     untreated = np.bincount(t[~post], minlength=T) if T else np.zeros(0, int)
     h = np.where(post, t - np.nan_to_num(jt), -1).astype(int)

@@ -39,7 +39,7 @@ import json
 import math
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -649,6 +649,31 @@ def _response(family: str):
     return lambda x: np.asarray(x, dtype=float)
 
 
+def panel_rows(keep: np.ndarray, unit_names: Sequence[str], labels: Sequence[str],
+               cols: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """The panel table of the kept cells of unit x period arrays.
+
+    Parameters
+    ----------
+    keep : ndarray of bool, shape (units, periods)
+    unit_names, labels : sequences of str
+        Unit names and period labels.
+    cols : mapping of str to ndarray of shape (units, periods)
+        The outcome columns.
+
+    Returns
+    -------
+    DataFrame
+        ``unit``, ``period`` and ``cols``, sorted by unit, then period.
+    """
+    ii, tt = np.nonzero(keep)  # row-major: sorted by unit, then period
+    panel = pd.DataFrame({"unit": pd.array([unit_names[i] for i in ii], dtype="string"),
+                          "period": pd.array([labels[t] for t in tt], dtype="string")})
+    for col, arr in cols.items():
+        panel[col] = arr[ii, tt]
+    return panel
+
+
 def _round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
@@ -931,11 +956,7 @@ def simulate(preset: str = "demo", *, seed: int = DEFAULT_SEED, **overrides: Any
     for t in np.flatnonzero(~keep.any(axis=0)):  # every period keeps at least one row
         keep[0, t] = True
 
-    ii, tt = np.nonzero(keep)  # row-major: sorted by unit, then period
-    panel = pd.DataFrame({"unit": pd.array([unit_names[i] for i in ii], dtype="string"),
-                          "period": pd.array([labels[t] for t in tt], dtype="string")})
-    for col, arr in out_cols.items():
-        panel[col] = arr[ii, tt]
+    panel = panel_rows(keep, unit_names, labels, out_cols)
 
     units = pd.DataFrame({
         "unit": pd.array(unit_names, dtype="string"),

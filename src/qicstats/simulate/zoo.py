@@ -398,7 +398,7 @@ def simulate_design(name: str, *, seed: int, **overrides: Any) -> Any:
         ``mean_counterfactual``, ``effect``) and ``truth`` (``design``, settings, the
         effect's shape per exposure time, random effects, estimands).
     """
-    from qicstats.simulate.core import SimulatedQIC
+    from qicstats.simulate.core import SimulatedQIC, panel_rows
 
     d = _resolve(name, overrides)
     rng = np.random.default_rng(int(seed))
@@ -549,11 +549,8 @@ def simulate_design(name: str, *, seed: int, **overrides: Any) -> Any:
     else:
         noise = _t_scaled(rng, d.noise_df, d.sigma, (N, T))
         cols = {"value": np.round(eta + noise, 6)}
+    panel = panel_rows(keep, names, labels, cols)
     ii, tt = np.nonzero(keep)
-    panel = pd.DataFrame({"unit": pd.array([names[i] for i in ii], dtype="string"),
-                          "period": pd.array([labels[k] for k in tt], dtype="string")})
-    for k, arr in cols.items():
-        panel[k] = arr[ii, tt]
 
     units = pd.DataFrame({
         "unit": pd.array(names, dtype="string"),
