@@ -366,15 +366,11 @@ def _codebook() -> dict[str, Any]:
 
 
 def _record(rng: np.random.Generator, v: int, K: int, acc: float) -> int:
-    if rng.random() < acc:
-        return v
-    if K == 2:
-        return 1 - v
-    if v == 0:
-        return 1
-    if v == K - 1:
-        return K - 2
-    return v + (1 if rng.random() < 0.5 else -1)
+    """What one coder records for the true level ``v`` of ``K`` (the core simulator's coder:
+    right with probability ``acc``, else a neighbouring level)."""
+    from qicstats.simulate.core import _code
+
+    return int(_code(rng, v, "ordinal", K, acc))
 
 
 # ---- the generator -------------------------------------------------------------------------
