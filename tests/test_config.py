@@ -280,8 +280,6 @@ def test_wrong_type_for_bool_or_auto(tmp_path):
         assert any("auto" in (q.hint or "") for q in hits)
 
 
-@pytest.mark.xfail(strict=True, reason="a bool | 'auto' key reports one wrong value twice "
-                   "(once per member of the union): config/load.py")
 def test_wrong_type_for_bool_or_auto_is_one_problem(tmp_path):
     p = write(tmp_path, "data:\n  panel: panel.csv\nmodel:\n  seasonality: 'yes'\n")
     one(problems_of(p), "model.seasonality")

@@ -234,6 +234,7 @@ def _did_you_mean(given: Any, choices: list[str]) -> str:
 def _problems_from_validation(err: ValidationError, fname: str | None,
                               root: yaml.Node | None) -> list[Problem]:
     out: list[Problem] = []
+    unions: dict[tuple[str | int, ...], list[Mapping[str, Any]]] = {}
     for e in err.errors(include_url=False):
         loc = tuple(e["loc"])
         ctx = e.get("ctx") or {}
@@ -244,7 +245,49 @@ def _problems_from_validation(err: ValidationError, fname: str | None,
             for issue in exc.issues:
                 out.append(_issue_problem(issue, base, fname, root))
             continue
+        if len(loc) > len(where.path) and not where.unknown_field and get_args(
+                _union_of(where)):
+            # pydantic reports a value that fits no member of a union once per member
+            # (``StrictBool | Literal["auto"]``: a bool error and a literal error); say it once
+            key = tuple(where.path)
+            if key in unions:
+                unions[key].append(e)
+                continue
+            unions[key] = [e]
         out.append(_error_problem(e, where, fname, root))
+    for key, errs in unions.items():
+        if len(errs) < 2:
+            continue
+        where = _Located(tuple(errs[0]["loc"]))
+        i = next(k for k, q in enumerate(out)
+                 if q.message.startswith(_prefix(list(key), root) + ":"))
+        allowed = ", ".join(_union_choices(_union_of(where)))
+        out[i] = Problem("config_wrong_type",
+                         f"{_prefix(list(key), root)}: {_show(errs[0].get('input'))} is not an "
+                         "allowed value", file=fname, hint="allowed: " + allowed)
+    return out
+
+
+def _union_of(where: _Located) -> Any:
+    """The union annotation at ``where`` (``None`` when it is not a union)."""
+    if where.parent is None or not where.path or not isinstance(where.path[-1], str):
+        return None
+    f = where.parent.model_fields.get(where.path[-1])
+    ann = f.annotation if f is not None else None
+    return ann if get_origin(ann) in (Union, types.UnionType) else None
+
+
+def _union_choices(ann: Any) -> list[str]:
+    """The allowed values or kinds of each member of a union, for a hint."""
+    out: list[str] = []
+    for member in get_args(ann):
+        base = _unwrap(member)
+        if _literals(member):
+            out += [str(v) for v in _literals(member)]
+        elif base is bool:
+            out += ["true", "false"]
+        elif base is not type(None):
+            out.append(getattr(base, "__name__", str(base)))
     return out
 
 
