@@ -57,7 +57,7 @@ def test_stepped_wedge_gets_period_effects_and_the_curve(wedge) -> None:
     # one programme: the collaborative level has one group and is left out
     assert st.levels == () and "collaborative" in st.reasons["levels"]
     # the curve runs on past the identified horizons (their rows do not distort them)
-    assert st.curve_max == st.max_exposure and not st.pooled_late
+    assert st.curve_max == st.max_exposure
 
 
 def test_exposure_table_counts_rows_by_hand(wedge) -> None:

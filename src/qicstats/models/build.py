@@ -174,12 +174,8 @@ def zero_sum_level(spec: ModelSpec, lv: str, n_groups: int, term: str = "baselin
 
 
 def curve_labels(d: Design) -> list[str]:
-    """Coordinate labels of the exposure-time curve: ``"0"``, ``"1"``, ... and
-    ``">k"`` for the pooled horizons past the last identified one."""
-    labels = [str(h) for h in range(d.curve_max + 1)]
-    if d.pooled_late:
-        labels.append(f">{d.curve_max}")
-    return labels
+    """Coordinate labels of the exposure-time curve: ``"0"``, ``"1"``, ..."""
+    return [str(h) for h in range(d.curve_max + 1)]
 
 
 class _Builder:

@@ -150,7 +150,6 @@ class Design:
     end_t: np.ndarray | None = None       # float per unit, NaN without an end period
     phases: bool = False                  # a sustainability phase after end_t
     curve_max: int = 0                    # last exposure time with its own curve effect
-    pooled_late: bool = False             # exposure times past curve_max share one effect
     identified_max: int | None = None     # largest identified exposure time (None: all)
     structure: Any = None                 # the resolved Structure (models.structure)
 
@@ -185,14 +184,13 @@ class Design:
     @property
     def n_curve(self) -> int:
         """Number of exposure-time effects in the curve (``effect="curve"``)."""
-        return self.curve_max + 1 + int(self.pooled_late)
+        return self.curve_max + 1
 
     def curve_slot(self, e: np.ndarray) -> np.ndarray:
-        """The curve element of each row's exposure time ``e`` (the pooled last slot for
-        exposure times past :attr:`curve_max`)."""
+        """The curve element of each row's exposure time ``e`` (0 before joining; at most
+        :attr:`curve_max`)."""
         h = np.rint(np.asarray(e, dtype=float)).astype(int)
-        last = self.curve_max + (1 if self.pooled_late else 0)
-        return np.where(h > self.curve_max, last, np.clip(h, 0, None))
+        return np.clip(h, 0, self.curve_max)
 
     def phase(self, unit: np.ndarray, t: np.ndarray) -> np.ndarray:
         """``P``: 1 in the periods after the unit's end period (sustainability phase)."""
@@ -462,7 +460,7 @@ def build_design(data: PanelData, spec: ModelSpec, indicators: IndicatorMatrix |
         effect=spec.effect, phases=bool(spec.phases),
         end_t=(pd.to_numeric(units["end_t"], errors="coerce").to_numpy(dtype=float)
                if "end_t" in units.columns else np.full(N, np.nan)),
-        curve_max=int(structure.curve_max), pooled_late=bool(structure.pooled_late),
+        curve_max=int(structure.curve_max),
         identified_max=structure.identified_max, structure=structure,
     )
     if indicators is not None and len(indicators.indicators):

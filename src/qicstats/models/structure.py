@@ -110,11 +110,6 @@ class Structure:
         distort the identified ones; they are left out of the ATT)."""
         return self.max_exposure
 
-    @property
-    def pooled_late(self) -> bool:
-        """Whether exposure times past :attr:`curve_max` share one effect (never, today)."""
-        return False
-
 
 #: fewer post-join rows per participating unit (median) than this and the change effects get
 #: no unit-level random effects by default (see :func:`resolve_structure`)
