@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from qicstats.errors import ProblemCollector
+from qicstats.results.fitresult import per_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from qicstats.results.fitresult import FitResult
@@ -74,13 +75,6 @@ def rate_per(est: pd.DataFrame | None) -> int:
     from qicstats.results.fitresult import rate_multiplier
 
     return rate_multiplier(est) if isinstance(est, pd.DataFrame) else 1
-
-
-def per_label(per: int) -> str:
-    """``"per 100,000"`` for a rate multiplier."""
-    from qicstats.results.fitresult import per_label as _label
-
-    return _label(per)
 
 
 def value_formatter(estimand: str, scale: str, per: int = 1):

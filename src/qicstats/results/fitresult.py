@@ -28,6 +28,7 @@ from qicstats.results.draws import Predictor, param_chunks
 from qicstats.results.estimands import (
     EstimandDraws,
     EstimandOptions,
+    att_horizons,
     chains_of,
     compute_estimand_draws,
     positive_deviance,
@@ -183,7 +184,7 @@ class FitResult:
         h = [int(g[2:]) if e == "att_exposure" and str(g)[2:].isdigit() else None
              for e, g in zip(out["estimand"], out["group"].astype(str))]
         out["exposure_time"] = pd.array(h, dtype="Int64")
-        in_att = _att_horizons(self.qmodel)
+        in_att = att_horizons(self.qmodel)
         out["in_att"] = [True if v is None or in_att is None else (v in in_att) for v in h]
         return out
 
@@ -437,15 +438,6 @@ def rate_multiplier(est: pd.DataFrame) -> int:
 def per_label(per: int) -> str:
     """``"per 100,000"`` (``"per million"``, ``"per billion"``) for a rate multiplier."""
     return {10**6: "per million", 10**9: "per billion"}.get(int(per), f"per {int(per):,}")
-
-
-def _att_horizons(qm: QICModel) -> set[int] | None:
-    st = qm.structure
-    if st is not None and len(st.horizons) and "in_att" in st.horizons.columns:
-        return {int(h) for h, k in zip(st.horizons["exposure_time"], st.horizons["in_att"])
-                if bool(k)}
-    im = getattr(qm.design, "identified_max", None)
-    return None if im is None else set(range(int(im) + 1))
 
 
 def _trajectories(qm: QICModel, idata: xr.DataTree, prob: float) -> pd.DataFrame:

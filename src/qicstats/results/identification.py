@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from qicstats.results.estimands import att_horizons
+
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
 
@@ -301,7 +303,7 @@ def _effect_parameters(qm: "QICModel", post: Any) -> list[tuple[str, str, int | 
         labels = ([str(v) for v in da.coords["exposure_time"].values]
                   if "exposure_time" in da.coords else
                   [str(i) for i in range(int(np.prod(da.shape[2:])))])
-        keep = _att_horizons(qm)
+        keep = att_horizons(qm)
         for j, lab in enumerate(labels):
             if not lab.isdigit():
                 continue  # a pooled ">k" slot: past the identified horizons
@@ -311,18 +313,6 @@ def _effect_parameters(qm: "QICModel", post: Any) -> list[tuple[str, str, int | 
     if "phase_change" in post and post["phase_change"].ndim == 2:
         out.append(("phase_change", "phase", None, "phase_change", 0))
     return out
-
-
-def _att_horizons(qm: "QICModel") -> set[int] | None:
-    """The exposure times the ATT averages (``None``: every one)."""
-    st = qm.structure
-    if st is not None and len(st.horizons) and "in_att" in st.horizons.columns:
-        tab = st.horizons
-        return {int(h) for h, k in zip(tab["exposure_time"], tab["in_att"]) if bool(k)}
-    im = getattr(qm.design, "identified_max", None)
-    if im is None:
-        return None
-    return set(range(int(im) + 1))
 
 
 def _remedy(qm: "QICModel", term: str, low_contraction: bool) -> str:
