@@ -113,12 +113,27 @@ def _worker_qicstats(design: str, seed: int, workdir: Path) -> dict[str, Any]:
     }
 
 
+def _identified_max(sim: Any, workdir: Path) -> int | None:
+    """The largest exposure time the default qicstats config averages (no fit)."""
+    from qicstats.config import load_config
+    from qicstats.config.init import write_init_config
+    from qicstats.pipeline import prepare
+
+    data = workdir / "data-peer"
+    sim.write(data)
+    kw: dict[str, Any] = {"units": data / "units.csv"}
+    if len(sim.indicators):
+        kw.update(indicators=data / "indicators.csv", codebook=data / "codebook.yaml")
+    write_init_config(data / "panel.csv", workdir / "peer.yaml", **kw)
+    return prepare(load_config(workdir / "peer.yaml")).qmodel.design.identified_max
+
+
 def _worker_bambi(design: str, seed: int, workdir: Path) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 
     from qicstats.inference.fit import available_cores
-    from qicstats.simulate import simulate
+    from qicstats.simulate import simulate, true_att
 
     sim = simulate(design, seed=seed)
     rows = sim.truth_rows[["unit", "period", "exposure_time"]].merge(
@@ -133,8 +148,12 @@ def _worker_bambi(design: str, seed: int, workdir: Path) -> dict[str, Any]:
                              rows[k]) for k in rows.columns})
     import bambi as bmb
 
-    formula = ("p(numerator, denominator) ~ 0 + C(period) + C(exposure, Treatment('pre')) "
-               "+ (1 | collaborative) + (1 | unit)")
+    # the peer's model: period effects, one effect per exposure time (as qicstats' curve), unit
+    # intercepts and, where there is more than one, collaborative intercepts (a one-level
+    # random intercept is a pure funnel and would handicap the peer)
+    several = rows["collaborative"].nunique() > 1
+    formula = ("p(numerator, denominator) ~ 0 + C(period) + C(exposure, Treatment('pre'))"
+               + (" + (1 | collaborative)" if several else "") + " + (1 | unit)")
     t0 = time.perf_counter()
     model = bmb.Model(formula, rows, family="binomial")
     model.build()
@@ -144,7 +163,7 @@ def _worker_bambi(design: str, seed: int, workdir: Path) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     import arviz as az
 
-    post = idata.posterior
+    post = idata.posterior.to_dataset()
     names = [v for v in post.data_vars if not v.startswith("1|unit") and "_offset" not in v
              and v != "p"]
     ess = az.ess(post[names])
@@ -152,9 +171,30 @@ def _worker_bambi(design: str, seed: int, workdir: Path) -> dict[str, Any]:
     min_ess = float(min(float(ess[v].min()) for v in names))
     max_rhat = float(max(float(rhat[v].max()) for v in names))
     div = int(idata.sample_stats["diverging"].sum()) if "sample_stats" in idata else -1
+    # the same gate as qicstats' default thresholds
+    verdict = ("fail" if (div > 0.01 * chains * 1000 or max_rhat > 1.05 or min_ess < 100
+                          or not np.isfinite(max_rhat)) else
+               "warn" if (div > 0 or max_rhat > 1.01 or min_ess < 400) else "pass")
+    # its ATT: the mean over the post-join rows of p(observed) - p(exposure set to 'pre')
+    # over the rows qicstats' ATT averages (exposure times with a concurrent comparison)
+    mx = _identified_max(sim, workdir)
+    keep = (rows["exposure_time"] >= 0) & (rows["exposure_time"] <= (1e9 if mx is None else mx))
+    post_rows = rows[keep].reset_index(drop=True)
+    cf = post_rows.assign(exposure="pre")
+    p1 = model.predict(idata, data=post_rows, kind="response_params", inplace=False)
+    p0 = model.predict(idata, data=cf, kind="response_params", inplace=False)
+    var = "p"
+    d1 = p1.posterior.to_dataset()[var].values
+    d0 = p0.posterior.to_dataset()[var].values
+    att_draws = (d1 - d0).mean(axis=-1).ravel()
+    truth = float(true_att(sim, max_exposure=mx))
+    lo, hi = np.quantile(att_draws, [0.025, 0.975])
     return {"tool": "bambi", "design": design, "seed": seed, "formula": formula,
-            "min_ess_bulk": min_ess, "max_rhat": max_rhat, "divergences": div,
-            "wall_s": wall, "ess_per_s": min_ess / wall, "parameters": names}
+            "verdict": verdict, "min_ess_bulk": min_ess, "max_rhat": max_rhat,
+            "divergences": div, "wall_s": wall, "ess_per_s": min_ess / wall,
+            "parameters": names,
+            "att": {"mean": float(att_draws.mean()), "lower": float(lo), "upper": float(hi),
+                    "truth": truth, "covers": bool(lo <= truth <= hi)}}
 
 
 def _run(tool: str, design: str, seed: int, timeout: float) -> dict[str, Any]:
