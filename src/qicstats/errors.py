@@ -101,7 +101,7 @@ class QicstatsError(Exception):
     """Base class of every error qicstats raises on purpose."""
 
 
-class _ProblemsError(QicstatsError):
+class ProblemsError(QicstatsError):
     """An error carrying a list of :class:`Problem` records (all found in one pass)."""
 
     kind = "problems"
@@ -120,13 +120,13 @@ class _ProblemsError(QicstatsError):
         return f"{head}\n{body}"
 
 
-class DataValidationError(_ProblemsError):
+class DataValidationError(ProblemsError):
     """The input data break one or more rules of the data contract."""
 
     kind = "data"
 
 
-class ConfigError(_ProblemsError):
+class ConfigError(ProblemsError):
     """The analysis config is invalid (unknown keys, wrong types, bad values)."""
 
     kind = "config"
@@ -197,7 +197,7 @@ class ProblemCollector:
         """The problems of severity ``warning``."""
         return [p for p in self.problems if p.severity == "warning"]
 
-    def raise_if_errors(self, cls: type[_ProblemsError] = DataValidationError) -> None:
+    def raise_if_errors(self, cls: type[ProblemsError] = DataValidationError) -> None:
         """Raise ``cls`` with every collected problem if any is an error."""
         if self.errors:
             raise cls(self.errors, self.warnings)

@@ -699,7 +699,7 @@ def load_run(folder: str | os.PathLike[str]) -> RunResult:
         When the data files changed since the run.
     """
     folder = Path(folder)
-    manifest = _read_manifest(folder)
+    manifest = read_manifest(folder)
     cfg_path = folder / "config.resolved.yaml"
     for name in ("config.resolved.yaml", "posterior.nc"):
         if not (folder / name).is_file():
@@ -725,7 +725,7 @@ def load_run(folder: str | os.PathLike[str]) -> RunResult:
     return RunResult(an, result, folder, manifest, sens)
 
 
-def _read_manifest(folder: Path) -> dict[str, Any]:
+def read_manifest(folder: Path) -> dict[str, Any]:
     """The manifest of a run folder, or :class:`RunFolderError` saying what is wrong."""
     if not folder.exists():
         raise RunFolderError(f"run folder not found: {folder}")

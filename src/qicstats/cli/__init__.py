@@ -28,7 +28,7 @@ from qicstats.errors import (
     ConvergenceError,
     QicstatsError,
     RunInterrupted,
-    _ProblemsError,
+    ProblemsError,
     visible,
 )
 
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def print_problems(err: _ProblemsError, file=None) -> None:
+def print_problems(err: ProblemsError, file=None) -> None:
     """Print every problem and warning of a validation error, readably."""
     file = file or sys.stderr
     print(str(err), file=file)
@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
     try:
         return int(args._handler(args) or 0)
-    except _ProblemsError as err:
+    except ProblemsError as err:
         print_problems(err)
         return EXIT_INVALID
     except ConvergenceError as err:

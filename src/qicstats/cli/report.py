@@ -68,13 +68,13 @@ def atomic_write_text(out: Path, text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the runs and write the report."""
     from qicstats.errors import OutputError
-    from qicstats.pipeline import _read_manifest, load_run, render_runs_report
+    from qicstats.pipeline import read_manifest, load_run, render_runs_report
 
     out = Path(args.output)
     inputs: list[Path] = []
     for r in args.runs:
         folder = Path(r)
-        _read_manifest(folder)  # a missing or non-run folder fails before anything else
+        read_manifest(folder)  # a missing or non-run folder fails before anything else
         for name in ("config.resolved.yaml", "manifest.json", "posterior.nc"):
             inputs.append(folder / name)
         inputs += _run_inputs(folder)

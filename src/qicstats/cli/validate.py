@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from qicstats.errors import Problem, QicstatsError, _ProblemsError
+from qicstats.errors import Problem, QicstatsError, ProblemsError
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -93,7 +93,7 @@ def _check_indicators(args: argparse.Namespace, panel_data: Any, cmap: Any) -> l
     try:
         _obj, problems = check_indicators(args.indicators, args.codebook, panel_data,
                                           columns=cmap)
-    except _ProblemsError as err:
+    except ProblemsError as err:
         return list(err.problems) + list(err.warnings)
     except QicstatsError as err:
         return [Problem("indicators_invalid", str(err), file=args.indicators)]
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
                               levels=tuple(args.levels), covariates=tuple(args.covariates),
                               min_periods=args.min_periods, freq=args.freq)
         warnings += list(panel_data.warnings)
-    except _ProblemsError as err:
+    except ProblemsError as err:
         errors += err.problems
         warnings += err.warnings
 

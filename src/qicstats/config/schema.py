@@ -424,9 +424,9 @@ class ModelSection(_Section):
 
 def _prior_vocabulary() -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     """(PRIOR_NAMES, allowed distributions with their parameters), imported lazily (PyMC)."""
-    from qicstats.models.priors import _ALLOWED, PRIOR_NAMES
+    from qicstats.models.priors import ALLOWED_PARAMS, PRIOR_NAMES
 
-    return tuple(PRIOR_NAMES), dict(_ALLOWED)
+    return tuple(PRIOR_NAMES), dict(ALLOWED_PARAMS)
 
 
 def split_prior_name(name: str) -> tuple[str, str | None]:

@@ -57,7 +57,7 @@ import pytensor.tensor as pt
 from qicstats.errors import ModelSpecError
 
 #: distributions a prior may name, with their allowed parameters
-_ALLOWED: dict[str, tuple[str, ...]] = {
+ALLOWED_PARAMS: dict[str, tuple[str, ...]] = {
     "Normal": ("mu", "sigma"),
     "StudentT": ("nu", "mu", "sigma"),
     "Cauchy": ("alpha", "beta"),
@@ -99,13 +99,13 @@ class Prior:
     on: str = "value"
 
     def __post_init__(self) -> None:
-        if self.dist not in _ALLOWED:
+        if self.dist not in ALLOWED_PARAMS:
             raise ModelSpecError(
-                f"unknown prior distribution '{self.dist}'; allowed: {sorted(_ALLOWED)}")
-        bad = set(self.params) - set(_ALLOWED[self.dist])
+                f"unknown prior distribution '{self.dist}'; allowed: {sorted(ALLOWED_PARAMS)}")
+        bad = set(self.params) - set(ALLOWED_PARAMS[self.dist])
         if bad:
             raise ModelSpecError(
-                f"prior {self.dist} does not take {sorted(bad)}; it takes {list(_ALLOWED[self.dist])}")
+                f"prior {self.dist} does not take {sorted(bad)}; it takes {list(ALLOWED_PARAMS[self.dist])}")
         if self.on not in PRIOR_ON:
             raise ModelSpecError("prior 'on' must be 'value', 'variance' or 'inverse_sqrt'")
 

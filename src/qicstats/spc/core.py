@@ -13,7 +13,6 @@ import pandas as pd
 
 from qicstats.errors import ConfigError, Problem, ProblemCollector, QicstatsError
 from qicstats.spc.charts import (
-    CHART_NAMES,
     CHART_TYPES,
     DENOMINATOR_CHARTS,
     PartInput,
@@ -518,10 +517,3 @@ def qic(data: pd.DataFrame, x: str, y: str, n: str | None = None, chart: str = "
     return QicResult(data=result, chart=chart, facets=facets, x_name=str(x), y_name=str(y),
                      n_name=None if n is None else str(n), multiply=float(multiply), title=title)
 
-
-def chart_title(res: QicResult) -> str:
-    """Default title: chart name and y (and n) column."""
-    what = res.y_name if res.n_name is None else f"{res.y_name} / {res.n_name}"
-    if res.multiply != 1:
-        what += f" x {res.multiply:g}"
-    return f"{CHART_NAMES[res.chart]} of {what}"

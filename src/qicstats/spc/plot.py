@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from qicstats.spc.charts import CHART_NAMES
+
 if TYPE_CHECKING:  # pragma: no cover
     from qicstats.spc.core import QicResult
 
@@ -109,6 +111,14 @@ def _draw(ax: Any, g: pd.DataFrame, xpos: np.ndarray, small: bool, labels: bool)
             ax.axvline(xpos[g.index.to_numpy()[last]], color=COL_FREEZE, ls=":", lw=1, zorder=0)
 
 
+def chart_title(res: QicResult) -> str:
+    """Default title: chart name and y (and n) column."""
+    what = res.y_name if res.n_name is None else f"{res.y_name} / {res.n_name}"
+    if res.multiply != 1:
+        what += f" x {res.multiply:g}"
+    return f"{CHART_NAMES[res.chart]} of {what}"
+
+
 def plot_qic(res: QicResult, ncol: int | None = None, figsize: tuple[float, float] | None = None,
              title: str | None = None, ylab: str | None = None, xlab: str | None = None) -> Figure:
     """Draw a :class:`~qicstats.spc.core.QicResult` (see :meth:`QicResult.plot`).
@@ -120,7 +130,6 @@ def plot_qic(res: QicResult, ncol: int | None = None, figsize: tuple[float, floa
         dashed when the Anhøj rules signal non-random variation), limits as grey step lines,
         excluded points hollow and the end of a frozen baseline as a dotted vertical line.
     """
-    from qicstats.spc.core import chart_title
 
     d = res.data.reset_index(drop=True)
     xpos, cats = _x_positions(d)
