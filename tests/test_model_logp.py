@@ -1205,11 +1205,10 @@ def test_inverse_sqrt_prior_implies_the_documented_density(family: str, name: st
     assert total == pytest.approx(1.0, abs=1e-7)
     # the model's prior log density of x at a point is HalfNormal(s)'s (no compile: eval)
     val = np.array(0.37)   # float64: a Python float would be autocast to float32
-    # (rel 1e-7, not 1e-12: a Python-float prior parameter exactly representable in float32,
-    # like sigma = 0.5, becomes a float32 constant, so PyMC's log density is computed partly
-    # in single precision, relative error ~1e-8; reported as a src issue)
+    # (double precision throughout: Prior.create passes its parameters as float64 arrays, so
+    # a parameter float32 holds exactly, like sigma = 0.5, is no float32 constant)
     assert float(pm.logp(x, val).eval(mode="FAST_COMPILE")) == pytest.approx(
-        stats.halfnorm.logpdf(val, scale=scale), rel=1e-7)
+        stats.halfnorm.logpdf(val, scale=scale), rel=1e-12)
     draws = pm.draw(m[name], 4000, random_seed=3)
     np.testing.assert_allclose(draws, pm.draw(x, 4000, random_seed=3) ** -2.0, rtol=1e-12)
 

@@ -152,7 +152,11 @@ class Prior:
     def create(self, name: str, *, dims: Any = None, shape: Any = None) -> pt.TensorVariable:
         """Create the random variable ``name`` in the current PyMC model context."""
         cls = getattr(pm, self.dist)
-        kw = {k: (np.asarray(v, dtype=float) if isinstance(v, (list, tuple)) else v)
+        # float64 arrays: PyTensor would turn a Python float that float32 holds exactly
+        # (0.5, 2.0) into a float32 constant and compute its log density in float32 (~1e-8)
+        kw = {k: (np.asarray(v, dtype=np.float64)
+                  if isinstance(v, (int, float, list, tuple)) and not isinstance(v, bool)
+                  else v)
               for k, v in self.params.items()}
         if self.on == "variance":
             var = cls(f"{name}_variance", **kw, dims=dims, shape=shape)
