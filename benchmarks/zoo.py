@@ -245,6 +245,36 @@ def table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def summary(records: list[dict[str, Any]]) -> str:
+    """One line per design over its seeds (Markdown): verdicts, coverage and the Bambi ratio."""
+    head = ("| design | verdicts (pass/warn/fail) | ATT covered | collab. ATTs covered | "
+            "median ESS/s | Bambi verdicts | median ESS/s ratio to Bambi |")
+    lines = [head, "|" + "---|" * 7]
+    designs = list(dict.fromkeys(r["design"] for r in records))
+    for dsg in designs:
+        q = [r for r in records if r["design"] == dsg and r["tool"] == "qicstats"]
+        b = {r["seed"]: r for r in records if r["design"] == dsg and r["tool"] == "bambi"}
+        if not q:
+            continue
+        v = [r.get("verdict") for r in q]
+        cov = [bool((r.get("att") or {}).get("covers")) for r in q]
+        per = [p["covers"] for r in q for p in (r.get("collaboratives") or [])]
+        eps = sorted(r["ess_per_s"] for r in q if r.get("ess_per_s") is not None)
+        ratios = sorted(r["ess_per_s"] / b[r["seed"]]["ess_per_s"] for r in q
+                        if r["seed"] in b and b[r["seed"]].get("ess_per_s")
+                        and r.get("ess_per_s"))
+        bv = [b[s].get("verdict") for s in sorted(b)]
+        med = (lambda xs: xs[len(xs) // 2] if len(xs) % 2 else
+               0.5 * (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) if xs else None)
+        lines.append(
+            f"| {dsg} | {v.count('pass')}/{v.count('warn')}/{v.count('fail')}"
+            + (f" ({len(v) - v.count('pass') - v.count('warn') - v.count('fail')} other)"
+               if len(v) != v.count('pass') + v.count('warn') + v.count('fail') else "")
+            + f" | {sum(cov)}/{len(cov)} | {sum(per)}/{len(per)} | {_fmt(med(eps), '.1f')}"
+            f" | {', '.join(str(x) for x in bv) if bv else '-'} | {_fmt(med(ratios), '.0f')} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--designs", default="")
@@ -290,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
                 tmp.write_text(json.dumps({"meta": meta, "records": records}, indent=1,
                                           default=str))
                 tmp.replace(out)
+    print(summary(records))
+    print()
     print(table(records))
     return 0
 
