@@ -28,7 +28,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from qicstats.models.design import Design
-from qicstats.models.effects import indicator_coefs
+from qicstats.models.effects import indicator_coefs, zero_sum_basis
 
 
 @dataclass(frozen=True)
@@ -122,13 +122,6 @@ def moderator_centres(d: Design, mod_k: list[int]) -> np.ndarray:
     if not len(post):
         return np.zeros(len(mod_k))
     return np.array([float(moderator_values(d, k, post).mean()) for k in mod_k])
-
-
-def zero_sum_basis(T: int) -> np.ndarray:
-    """An orthonormal ``(T, T - 1)`` basis of the vectors summing to zero."""
-    M = np.eye(T) - 1.0 / T
-    q, _ = np.linalg.qr(M[:, : T - 1])
-    return q
 
 
 def block_names(d: Design, mods: list[str], with_trend: bool) -> list[str]:

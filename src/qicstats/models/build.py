@@ -33,6 +33,7 @@ from qicstats.models.design import Design, build_design
 from qicstats.models.effects import (
     ar1,
     correlated_changes,
+    curve_deviations,
     indicator_coefs,
     latent_codes,
     main_effect_means,
@@ -101,6 +102,9 @@ class QICModel:
         centred).
     pilot : Pilot or None
         The data pilot the centring weights were computed from.
+    fixed_spreads : dict of str to float
+        The spreads fixed at their prior's root mean square because fewer than
+        ``spec.spread_min_groups`` values inform them (``{"sd_level_collaborative": 0.5}``).
     """
 
     spec: ModelSpec
@@ -114,6 +118,7 @@ class QICModel:
     structure: Structure | None = None
     centring: dict[str, float] = field(default_factory=dict)
     pilot: Pilot | None = None
+    fixed_spreads: dict[str, float] = field(default_factory=dict)
 
     @property
     def family(self) -> str:
@@ -192,6 +197,15 @@ class _Builder:
         self.weights = row_weights(d, disp)
         self.centring: dict[str, float] = {}
         self.few_group_noncentred: list[str] = []
+        self.fixed: dict[str, float] = {}
+
+    def fixed_sd(self, name: str, n_values: int) -> float | None:
+        """The constant the spread ``name`` is fixed at when fewer than
+        ``spec.spread_min_groups`` values (groups, curve steps) inform it, else ``None``."""
+        if n_values >= self.spec.spread_min_groups:
+            return None
+        self.fixed[name] = self.prior(name).rms()
+        return self.fixed[name]
 
     def levels(self, term: str) -> tuple[str, ...]:
         """The levels carrying random ``term`` effects that have at least two groups (the
@@ -220,10 +234,21 @@ class _Builder:
         n = groups[lv].n
         choice = spec.centring_choice(lv, term)
         zs = term != "trend" and zero_sum_level(spec, lv, n, term)
+        gen = {"baseline": "sd_u", "level": "sd_level", "slope": "sd_slope", "trend": "sd_trend"}
+        fixed = self.fixed_sd(f"{gen[term]}_{lv}", n)
         if choice is True or choice is False:
             w = np.full(n, float(choice))
         elif d.rows.n == 0 or self.scale(lv, term) <= 0:
             w = np.zeros(n)
+        elif fixed is not None:
+            # a known sd: the weight that decorrelates each effect from its location exactly
+            # (no funnel to avoid)
+            info = group_information(d, spec, lv, term, self.weights, self.spread)
+            if len(info) != n:
+                info = np.full(n, float(np.mean(info)) if len(info) else 0.0)
+            w = snap(kappa(info, fixed))
+            if zs:
+                w = np.full(n, float(snap(w.mean())[0]))
         else:
             info = group_information(d, spec, lv, term, self.weights, self.spread)
             if len(info) != n:
@@ -240,7 +265,7 @@ class _Builder:
                 w = snap(kappa(info, self.spread(lv, term)))
             if zs:
                 w = np.full(n, float(snap(w.mean())[0]) if n >= ZERO_SUM_MIN_GROUPS else 0.0)
-        if (w < 0.5).any() and n < FEW_GROUPS:
+        if (w < 0.5).any() and n < FEW_GROUPS and fixed is None:
             self.few_group_noncentred.append(f"{term}@{lv}")
         self.centring[f"{term}.{lv}"] = float(w.mean()) if n else 0.0
         return w
@@ -258,6 +283,10 @@ class _Builder:
                           _prior_scale(resolve_prior("period_sd", self.defaults, self.overrides)))
 
     def curve_tau(self) -> float:
+        if self.d.effect == "curve" and self.d.n_curve > 1:
+            fixed = self.fixed_sd("sd_curve", self.d.n_curve - 1)
+            if fixed is not None:
+                return fixed
         return 0.5 * _prior_scale(resolve_prior("sd_curve", self.defaults, self.overrides))
 
     def curve_weight(self) -> float:
@@ -395,7 +424,17 @@ def build(data: PanelData, spec: ModelSpec | None = None,
     return QICModel(spec=spec, design=d, model=model, param_names=names, priors=b.used,
                     data_hash=h.hexdigest(),
                     target_accept=0.9 if b.few_group_noncentred or spec.correlated else 0.8,
-                    intervention=block, structure=st, centring=b.centring, pilot=b.pilot)
+                    intervention=block, structure=st, centring=b.centring, pilot=b.pilot,
+                    fixed_spreads=dict(b.fixed))
+
+
+def _curve_sd(b: _Builder) -> Any:
+    """The exposure-time curve's random-walk step sd: ``sd_curve``, or a constant when the
+    curve has fewer steps than ``spec.spread_min_groups``."""
+    fixed = b.fixed_sd("sd_curve", b.d.n_curve - 1)
+    if fixed is not None:
+        return pt.as_tensor_variable(np.float64(fixed))
+    return b.prior("sd_curve").create("sd_curve")
 
 
 def _hierarchical_parts(b: _Builder) -> HierarchicalParts | None:
@@ -412,7 +451,7 @@ def _hierarchical_parts(b: _Builder) -> HierarchicalParts | None:
     tau_unit = (b.spread("unit", "baseline") if "unit" in b.levels("baseline") else None)
     return HierarchicalParts(
         period_sd=prior("period_sd").create("period_sd") if period else None,
-        curve_sd=(prior("sd_curve").create("sd_curve") if curve and d.n_curve > 1 else None),
+        curve_sd=(_curve_sd(b) if curve and d.n_curve > 1 else None),
         curve=((float(start.params.get("mu", 0.0)), float(start.params.get("sigma", 1.0)))
                if curve else None),
         n_curve=d.n_curve if curve else 0, tau_period=b.period_tau(), tau_curve=b.curve_tau(),
@@ -498,31 +537,35 @@ def _baseline_effects(b: _Builder, p: dict[str, Any], roles: dict[str, list[int]
             loc = loc + _time_term_means(b, p, g.of_unit, g.n)
         p[f"u_{lv}"] = random_effect(
             f"u_{lv}", prior(f"sd_u_{lv}"), lv, g.n,
-            zero_sum=zero_sum_level(spec, lv, g.n), weight=base_w[lv], loc=loc)
+            zero_sum=zero_sum_level(spec, lv, g.n), weight=base_w[lv], loc=loc,
+            fixed_sd=b.fixed_sd(f"sd_u_{lv}", g.n))
     for lv in b.levels("trend"):
         g = d.base_groups[lv]
         pr = prior(f"sd_trend_{lv}")
         p[f"w_trend_{lv}"] = random_effect(
             f"w_trend_{lv}", pr, lv, g.n, weight=b.weight(lv, "trend"),
-            loc=parent_sum(p, "w_trend", lv, d.base_groups, None, p.get("trend_slope")))
+            loc=parent_sum(p, "w_trend", lv, d.base_groups, None, p.get("trend_slope")),
+            fixed_sd=b.fixed_sd(f"sd_trend_{lv}", g.n))
 
 
 def _curve_deviations(b: _Builder, lv: str, n: int) -> Any:
-    """Each collaborative's own exposure-time curve, as a deviation from the common one:
-    a random walk from 0 (the level shift is ``v_level_<lv>``) with step sd
-    ``sd_curve_<lv>``, zero-sum over the collaboratives at every exposure time
-    (non-centred). Collaboratives usually start at different times, so they are the
-    cohorts of a staggered design: a common curve with only level shifts would let
-    cohort-specific effect shapes leak into the period effects through the units that have
-    already joined (the bias of two-way fixed-effects event studies under heterogeneous
-    effects, Sun & Abraham 2021)."""
+    """Each collaborative's own exposure-time curve, as a deviation from the common one
+    (:func:`~qicstats.models.effects.curve_deviations`: a random walk from 0, the level
+    shift being ``v_level_<lv>``, with step sd ``sd_curve_<lv>``, zero-sum over the
+    collaboratives observed at each exposure time). Collaboratives usually start at
+    different times, so they are the cohorts of a staggered design: a common curve with only
+    level shifts would let cohort-specific effect shapes leak into the period effects through
+    the units that have already joined (the bias of two-way fixed-effects event studies
+    under heterogeneous effects, Sun & Abraham 2021)."""
     d = b.d
-    sd = b.prior(f"sd_curve_{lv}").create(f"sd_curve_{lv}")
-    m = d.n_curve
-    pm.modelcontext(None).add_coords({"exposure_step": list(range(1, m))})
-    z = pm.ZeroSumNormal(f"v_curve_{lv}_z", sigma=1.0, dims=("exposure_step", f"{lv}_joined"))
-    walk = pt.concatenate([pt.zeros((1, n)), pt.cumsum(sd * z, axis=0)], axis=0)
-    return pm.Deterministic(f"v_curve_{lv}", walk.T, dims=(f"{lv}_joined", "exposure_time"))
+    fixed = b.fixed_sd(f"sd_curve_{lv}", n)
+    sd = (np.float64(fixed) if fixed is not None
+          else b.prior(f"sd_curve_{lv}").create(f"sd_curve_{lv}"))
+    rows = d.rows
+    post = rows.D > 0
+    observed = np.zeros((d.n_curve, n), dtype=bool)
+    observed[d.curve_slot(rows.e[post]), d.change_groups[lv].of_unit[rows.unit[post]]] = True
+    return curve_deviations(f"v_curve_{lv}", sd, observed, f"{lv}_joined")
 
 
 def _time_term_means(b: _Builder, p: dict[str, Any], of_unit: np.ndarray, n: int) -> Any:
@@ -571,7 +614,8 @@ def _effect_curve(b: _Builder, p: dict[str, Any], mod_k: list[int]) -> None:
         star = pm.Normal(name, mu0, s0, dims="exposure_time")
         b.centring["curve"] = 1.0
     else:
-        tau = prior("sd_curve").create("sd_curve")
+        fixed = b.fixed_sd("sd_curve", n - 1)
+        tau = np.float64(fixed) if fixed is not None else prior("sd_curve").create("sd_curve")
         if b.curve_weight() >= 0.5:
             star = pm.GaussianRandomWalk(name, mu=0.0, sigma=tau,
                                          init_dist=pm.Normal.dist(mu0, s0), steps=n - 1,
@@ -605,7 +649,8 @@ def _change_effects(b: _Builder, p: dict[str, Any], change_w: dict[tuple[str, st
             p[f"v_{term}_{lv}"] = random_effect(
                 f"v_{term}_{lv}", prior(f"sd_{term}_{lv}"), dim, g.n, zero_sum=zs,
                 weight=change_w[(lv, term)],
-                loc=parent_sum(p, f"v_{term}", lv, d.change_groups, d.participating, base))
+                loc=parent_sum(p, f"v_{term}", lv, d.change_groups, d.participating, base),
+                fixed_sd=b.fixed_sd(f"sd_{term}_{lv}", g.n))
         if (d.effect == "curve" and lv == "collaborative" and lv in lv_levels
                 and d.n_curve > 1 and g.n >= 2):
             p["v_curve_collaborative"] = _curve_deviations(b, lv, g.n)

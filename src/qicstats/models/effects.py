@@ -18,7 +18,8 @@ from qicstats.models.priors import Prior
 
 
 def random_effect(name: str, sd_prior: Prior, dim: str, n: int, *, zero_sum: bool = False,
-                  weight: np.ndarray | float = 0.0, loc: Any = None) -> Any:
+                  weight: np.ndarray | float = 0.0, loc: Any = None,
+                  fixed_sd: float | None = None) -> Any:
     """Effects ``name ~ Normal(0, sd)`` per group (zero-sum: ``ZeroSumNormal(sd)``), in the
     parameterisation given by the centring ``weight`` (per group, in [0, 1]).
 
@@ -36,8 +37,13 @@ def random_effect(name: str, sd_prior: Prior, dim: str, n: int, *, zero_sum: boo
     variable), whatever ``loc`` is as a function of other parameters. ``build`` also adds
     the group means of the indicators' main-effect term to the location of the innermost
     centred baseline level (:func:`main_effect_means`).
+
+    ``fixed_sd`` (a level with too few groups to learn its spread,
+    :attr:`~qicstats.models.spec.ModelSpec.spread_min_groups`) replaces the sd parameter by
+    that constant: the same forms, without a funnel.
     """
-    sd = sd_prior.create(sd_name(name))
+    sd = (np.float64(fixed_sd) if fixed_sd is not None
+          else sd_prior.create(sd_name(name)))
     w = np.broadcast_to(np.asarray(weight, dtype=float), (n,)).astype(float)
     if zero_sum:
         wz = float(w.mean())
@@ -60,6 +66,80 @@ def random_effect(name: str, sd_prior: Prior, dim: str, n: int, *, zero_sum: boo
     loc = pt.zeros(n) if loc is None else pt.broadcast_to(loc, (n,))
     pc = pm.Normal(f"{name}_pc", w * loc, sd**w, dims=dim)
     return pm.Deterministic(name, sd ** (1.0 - w) * (pc - w * loc), dims=dim)
+
+
+def zero_sum_basis(T: int) -> np.ndarray:
+    """An orthonormal ``(T, T - 1)`` basis of the vectors summing to zero."""
+    M = np.eye(T) - 1.0 / T
+    q, _ = np.linalg.qr(M[:, : T - 1])
+    return q
+
+
+def curve_deviation_map(observed: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The free coordinates of the groups' exposure-time curve deviations.
+
+    Parameters
+    ----------
+    observed : ndarray of bool, shape (m, n)
+        Whether group ``g`` has any row at curve element ``h`` (exposure time).
+
+    Returns
+    -------
+    basis : ndarray, shape (m - 1, n, n - 1)
+        Per exposure step ``h = 1 .. m - 1``, an orthonormal zero-sum basis over the groups
+        observed at ``h``, embedded in those groups' rows (zeros elsewhere).
+    index : ndarray of int, shape (m - 1, n - 1)
+        Which free coordinate each basis column takes (``K``: none, a zero).
+    K : int
+        The number of free coordinates, ``sum_h (n_h - 1)`` over the steps observed in two
+        or more groups.
+    """
+    m, n = observed.shape
+    basis = np.zeros((max(m - 1, 0), n, max(n - 1, 0)))
+    index = np.zeros((max(m - 1, 0), max(n - 1, 0)), dtype=int)
+    k = 0
+    slots = []
+    for h in range(1, m):
+        obs = np.flatnonzero(observed[h])
+        q = len(obs)
+        if q >= 2:
+            basis[h - 1][np.ix_(obs, np.arange(q - 1))] = zero_sum_basis(q)
+            slots.append((h - 1, q - 1, k))
+            k += q - 1
+    index[:] = k
+    for row, q1, start in slots:
+        index[row, :q1] = np.arange(start, start + q1)
+    return basis, index, k
+
+
+def curve_deviations(name: str, sd: Any, observed: np.ndarray, dim: str) -> Any:
+    """Each group's own exposure-time curve as a deviation from the common one (``name``:
+    ``v_curve_<level>``, dims ``(dim, "exposure_time")``).
+
+    A random walk from 0 over the exposure steps whose step at ``h`` is ``sd`` times a
+    standard normal vector **zero-sum over the groups observed at h** (free
+    ``<name>_z``, :func:`curve_deviation_map`), and whose value at each ``h`` is then
+    centred over those groups: the common curve is the average of the curves of the
+    groups that have rows at that exposure time, and no free coordinate is a group's step at
+    an exposure time it has no row at (those only moved the common curve through the
+    zero-sum constraint: a ridge under the likelihood). When every group is observed at
+    every exposure time this is the zero-sum random walk. At an exposure time a group has
+    no row at, its walk stays at its last value (less the observed groups' mean): no data
+    speak to it.
+    """
+    m, n = observed.shape
+    basis, index, K = curve_deviation_map(observed)
+    if K == 0:
+        return pm.Deterministic(name, pt.zeros((n, m)), dims=(dim, "exposure_time"))
+    pm.modelcontext(None).add_coords({f"{name}_free": list(range(K))})
+    z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=f"{name}_free")
+    zpad = pt.concatenate([z, pt.zeros(1)])[index]                     # (m - 1, n - 1)
+    steps = sd * (pt.as_tensor_variable(basis) * zpad[:, None, :]).sum(axis=2)  # (m - 1, n)
+    walk = pt.concatenate([pt.zeros((1, n)), pt.cumsum(steps, axis=0)], axis=0)
+    cnt = observed.sum(axis=1, keepdims=True)
+    W = np.where(cnt > 0, observed / np.maximum(cnt, 1), 0.0)
+    walk = walk - (walk * W).sum(axis=1, keepdims=True)
+    return pm.Deterministic(name, walk.T, dims=(dim, "exposure_time"))
 
 
 def main_effect_means(p: dict[str, Any], d: Design, main: list[int], of_unit: np.ndarray,
@@ -193,10 +273,13 @@ def latent_codes(d: Design, p: dict[str, Any]) -> None:
 __all__ = [
     "ar1",
     "correlated_changes",
+    "curve_deviation_map",
+    "curve_deviations",
     "indicator_coefs",
     "latent_codes",
     "main_effect_means",
     "parent_sum",
     "random_effect",
     "sd_name",
+    "zero_sum_basis",
 ]

@@ -149,6 +149,33 @@ class Prior:
                                           float(self.params.get("lower", -1)) >= 0)
 
     # ---- building --------------------------------------------------------------------
+    def rms(self) -> float:
+        """The root mean square of the quantity this prior describes (for an sd prior: the
+        sd at which a normal effect has the prior variance the hierarchical prior gives it,
+        ``sqrt(E[sd^2])``), from the distribution's moments; its scale parameter where the
+        moment does not exist (HalfCauchy, Student-t with nu <= 2)."""
+        q = {k: float(v) for k, v in self.params.items() if not isinstance(v, (list, tuple))}
+        fallback = q.get("sigma", q.get("beta", 1.0))
+        dist, on = self.dist, self.on
+        m: float | None = None
+        if on == "value":   # E[x^2]
+            m = {"HalfNormal": lambda: q["sigma"] ** 2,
+                 "HalfStudentT": lambda: (q["sigma"] ** 2 * q["nu"] / (q["nu"] - 2)
+                                          if q["nu"] > 2 else None),
+                 "Exponential": lambda: 2.0 / q["lam"] ** 2,
+                 "Gamma": lambda: q["alpha"] * (q["alpha"] + 1) / q["beta"] ** 2,
+                 "LogNormal": lambda: float(np.exp(2 * q["mu"] + 2 * q["sigma"] ** 2)),
+                 }.get(dist, lambda: None)()
+        elif on == "variance":   # E[sd^2] = E[variance]
+            m = {"HalfNormal": lambda: q["sigma"] * float(np.sqrt(2 / np.pi)),
+                 "Exponential": lambda: 1.0 / q["lam"],
+                 "Gamma": lambda: q["alpha"] / q["beta"],
+                 "InverseGamma": lambda: (q["beta"] / (q["alpha"] - 1)
+                                          if q["alpha"] > 1 else None),
+                 "LogNormal": lambda: float(np.exp(q["mu"] + q["sigma"] ** 2 / 2)),
+                 }.get(dist, lambda: None)()
+        return float(np.sqrt(m)) if m is not None and np.isfinite(m) and m > 0 else fallback
+
     def create(self, name: str, *, dims: Any = None, shape: Any = None) -> pt.TensorVariable:
         """Create the random variable ``name`` in the current PyMC model context."""
         cls = getattr(pm, self.dist)

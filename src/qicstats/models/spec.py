@@ -87,6 +87,16 @@ class ModelSpec:
         slope-change effect is hierarchically centred; see docs/model.md, *Parameterisation*.
     priors : dict
         Overrides by prior name (see :mod:`qicstats.models.priors`), as plain dicts.
+    spread_min_groups : int
+        A spread is learned from the data only when at least this many values inform it:
+        the groups of a level (for its ``sd_u`` / ``sd_level`` / ``sd_slope`` / ``sd_trend``
+        and the collaboratives' ``sd_curve_collaborative``) or the steps of the
+        exposure-time curve (``sd_curve``). With fewer (three collaboratives, a curve over
+        four exposure times), the spread is fixed at the root mean square of its prior
+        (``sigma`` for the default half-normal priors): the effects keep the prior variance
+        the hierarchical prior gives them, without a spread that two to four values cannot
+        determine and whose funnel NUTS cannot sample (docs/model.md, *Few groups*). 2
+        learns every spread.
     """
 
     family: str | None = None
@@ -105,8 +115,12 @@ class ModelSpec:
     zero_sum: bool = True
     decorrelate: bool = True
     priors: Mapping[str, Any] = field(default_factory=dict)
+    spread_min_groups: int = 5
 
     def __post_init__(self) -> None:
+        if not isinstance(self.spread_min_groups, int) or self.spread_min_groups < 2:
+            raise ModelSpecError(f"spread_min_groups must be an integer >= 2, got "
+                                 f"{self.spread_min_groups!r}")
         if self.trend not in TRENDS:
             raise ModelSpecError(f"trend must be one of {TRENDS}, got '{self.trend}'")
         bad = set(self.random) - set(TERMS)
