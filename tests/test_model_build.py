@@ -64,7 +64,8 @@ def logp_at(rv, value: float) -> float:
 
 def test_slope_spec_variables_and_dims() -> None:
     data = tiny_panel("binomial")
-    qm = build(data, ModelSpec(centered=NO_CENTRE, **SLOPE))
+    # spread_min_groups=2: the learned spreads even of the tiny panel's two collaboratives
+    qm = build(data, ModelSpec(centered=NO_CENTRE, spread_min_groups=2, **SLOPE))
     dims = free_dims(qm)
     assert set(dims) == {
         "intercept", "intervention_xi",
@@ -102,7 +103,7 @@ def test_default_spec_on_a_controlled_panel() -> None:
     effects and the exposure-time curve (one value per exposure time 0..max), collaborative
     curve deviations, no slope terms, no seasons (contained in the period effects)."""
     data = tiny_panel("binomial")
-    qm = build(data, ModelSpec())
+    qm = build(data, ModelSpec(spread_min_groups=2))
     assert (qm.spec.trend, qm.spec.effect, qm.spec.seasonality, qm.spec.phases) == (
         "period", "curve", False, False)
     names = {rv.name for rv in qm.model.free_RVs} | set(qm.model.named_vars)
@@ -271,7 +272,7 @@ def test_prior_describe_and_positive() -> None:
 def test_prior_overrides_change_the_distribution() -> None:
     data = tiny_panel("binomial")
     spec = ModelSpec(
-        centered=NO_CENTRE, **SLOPE,
+        centered=NO_CENTRE, spread_min_groups=2, **SLOPE,
         priors={"sd_u_unit": {"dist": "HalfCauchy", "beta": 5.0},
                 "sd_u": {"dist": "Exponential", "lam": 3.0},          # generic: other levels
                 "sd_level_site": {"dist": "InverseGamma", "alpha": 2.0, "beta": 0.5,
@@ -651,3 +652,77 @@ def test_sampler_config_checks() -> None:
         SamplerConfig(chains=0)
     with pytest.raises(QicstatsError, match="target_accept"):
         SamplerConfig(target_accept=0.3)
+
+
+# =========================================================================================
+# spreads from few values; curve deviations over the observed collaboratives
+# =========================================================================================
+
+def test_spreads_of_few_groups_are_fixed_at_the_prior_rms() -> None:
+    """Two collaboratives and two sites per collaborative (fewer than spread_min_groups=5):
+    their sds are constants at the prior's root mean square (HalfNormal(s): s), not free
+    variables; the units' spreads (eight units) are still learned; the choice is recorded."""
+    data = tiny_panel("binomial")
+    qm = build(data, ModelSpec(centered=NO_CENTRE, **SLOPE,
+                               priors={"sd_level_collaborative": {"dist": "HalfNormal",
+                                                                  "sigma": 0.3}}))
+    free = {rv.name for rv in qm.model.free_RVs}
+    d = qm.design
+    for name, groups in (("sd_u", d.base_groups), ("sd_level", d.change_groups),
+                         ("sd_slope", d.change_groups)):
+        for lv, g in groups.items():
+            assert (f"{name}_{lv}" in free) == (g.n >= 5), (name, lv, g.n)
+    assert d.change_groups["collaborative"].n == 2
+    assert {"sd_u_unit", "sd_level_unit", "v_level_collaborative_z",
+            "u_collaborative_z"} <= free
+    assert qm.fixed_spreads["sd_level_collaborative"] == pytest.approx(0.3)
+    assert qm.fixed_spreads["sd_u_collaborative"] == pytest.approx(1.0)   # HalfNormal(1)
+    assert "sd_u_unit" not in qm.fixed_spreads
+    # the same effects with the learned spread (spread_min_groups=2) differ only by the sd
+    qm2 = build(data, ModelSpec(centered=NO_CENTRE, spread_min_groups=2, **SLOPE))
+    assert "sd_level_collaborative" in {rv.name for rv in qm2.model.free_RVs}
+    assert qm2.fixed_spreads == {}
+    with pytest.raises(ModelSpecError, match="spread_min_groups"):
+        ModelSpec(spread_min_groups=1)
+
+
+def test_prior_rms_from_the_moments() -> None:
+    assert Prior("HalfNormal", {"sigma": 0.5}).rms() == pytest.approx(0.5)
+    assert Prior("Exponential", {"lam": 2.0}).rms() == pytest.approx(np.sqrt(2) / 2)
+    assert Prior("HalfStudentT", {"nu": 4.0, "sigma": 1.0}).rms() == pytest.approx(np.sqrt(2))
+    assert Prior("HalfCauchy", {"beta": 0.7}).rms() == pytest.approx(0.7)   # no moment: scale
+    # on the variance: E[sd^2] = E[variance]
+    assert Prior("Exponential", {"lam": 4.0}, on="variance").rms() == pytest.approx(0.5)
+
+
+def test_curve_deviations_only_where_collaboratives_are_observed() -> None:
+    """Free coordinates sum_h (n_h - 1) over the collaboratives observed at each exposure
+    step; the deviations are centred over the observed collaboratives at every exposure
+    time (the common curve is their average); with every collaborative observed everywhere,
+    the zero-sum random walk."""
+    from qicstats.models.effects import curve_deviation_map, curve_deviations
+
+    obs = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 0, 0]], dtype=bool)
+    basis, index, K = curve_deviation_map(obs)
+    assert K == 1   # step 1: two observed collaboratives, one contrast; later steps: none
+    with pm.Model(coords={"collaborative_joined": ["a", "b", "c"],
+                          "exposure_time": ["0", "1", "2", "3"]}):
+        v = curve_deviations("v_curve_collaborative", 0.5, obs, "collaborative_joined")
+        fn = pytensor.function([pm.modelcontext(None)["v_curve_collaborative_z"]], v)
+    out = fn(np.array([1.3]))                  # (groups, exposure times)
+    assert out[:, 0] == pytest.approx(0.0)
+    assert out[0, 1] == pytest.approx(-out[1, 1]) and abs(out[0, 1]) == pytest.approx(
+        0.5 * 1.3 / np.sqrt(2))
+    assert out[0, 2] == pytest.approx(0.0) and out[0, 3] == pytest.approx(0.0)  # alone: 0
+    # every cell observed: zero-sum at each exposure time, (m - 1)(n - 1) coordinates
+    full = np.ones((4, 3), bool)
+    _, _, K2 = curve_deviation_map(full)
+    assert K2 == 3 * 2
+    with pm.Model(coords={"g": ["a", "b", "c"], "exposure_time": ["0", "1", "2", "3"]}):
+        v = curve_deviations("v", 1.0, full, "g")
+        fn = pytensor.function([pm.modelcontext(None)["v_z"]], v)
+    z = np.random.default_rng(1).normal(size=K2)
+    out = fn(z)
+    np.testing.assert_allclose(out.sum(axis=0), 0.0, atol=1e-12)
+    steps = np.diff(out, axis=1)               # orthonormal basis: |steps| = |z| per step
+    np.testing.assert_allclose((steps**2).sum(axis=0), (z.reshape(3, 2) ** 2).sum(axis=1))

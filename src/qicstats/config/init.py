@@ -208,6 +208,17 @@ def _propose_model(pdata: Any, family: str, levels: list[str], note: Any
     if "levels" in st.reasons:
         kept = [lv for lv in levels if lv in st.levels]
         note("data.levels", st.reasons["levels"])
+    few = [f"'{lv}' ({pdata.units.loc[pdata.participating, lv].dropna().nunique()} groups "
+           "of participating units)" for lv in kept if lv in pdata.units.columns
+           and pdata.units.loc[pdata.participating, lv].dropna().nunique() < spec.spread_min_groups]
+    if st.effect == "curve" and 0 < st.curve_max < spec.spread_min_groups:
+        few.append(f"the exposure-time curve ({st.curve_max} steps)")
+    if few:
+        note("model.spread_min_groups",
+             "spreads learned from fewer than "
+             f"{spec.spread_min_groups} values are fixed at their prior's scale: "
+             + ", ".join(few) + " (two to four values cannot determine a spread, and "
+             "sampling it makes a funnel); lower spread_min_groups to learn them")
     min_periods = min(6, T)
     if T <= 8:
         note("data.min_periods", f"a short panel ({T} periods): every unit has few rows; the "

@@ -639,6 +639,7 @@ def model_spec(cfg: AnalysisConfig) -> Any:
         zero_sum=m.zero_sum,
         decorrelate=m.decorrelate,
         priors={k: dict(v) for k, v in m.priors.items()},
+        spread_min_groups=m.spread_min_groups,
     )
 
 

@@ -377,6 +377,12 @@ class ModelSection(_Section):
         default=True,
         description="Constrain the collaborative baseline effects to sum to zero (separates the "
         "intercept from few collaborative effects; better mixing).")
+    spread_min_groups: StrictInt = Field(
+        default=5, ge=2,
+        description="A spread between groups (sd_u/sd_level/sd_slope/sd_trend of a level, "
+        "sd_curve_collaborative) or of the exposure-time curve's steps (sd_curve) is learned "
+        "only from at least this many groups or steps; with fewer it is fixed at its prior's "
+        "root mean square (no funnel; see docs/model.md, Few groups). 2: learn every spread.")
     decorrelate: StrictBool = Field(
         default=True,
         description="Sample the level change, slope change, indicator-moderator "

@@ -212,7 +212,10 @@ def prior_rows(result: "FitResult") -> list[tuple[str, str, str]]:
     order."""
     qm = result.qmodel
     effect = getattr(qm.design, "effect", None) or qm.spec.effect
-    out = [(name, pr.describe(), _role(name, effect)) for name, pr in qm.priors.items()]
+    fixed = dict(getattr(qm, "fixed_spreads", {}) or {})
+    out = [(name, (f"fixed at {fixed[name]:.3g} (the root mean square of {pr.describe()}: "
+                   "too few groups to learn it)" if name in fixed else pr.describe()),
+            _role(name, effect)) for name, pr in qm.priors.items()]
     if qm.spec.correlated:
         out.append(("chol_<level>", "LKJCholeskyCov(eta=2) with the sd priors above",
                     "correlated level and slope changes"))
@@ -257,6 +260,12 @@ def design_choices(result: "FitResult") -> list[tuple[str, str]]:
         rows.append(("unit-level changes", reasons["unit_changes"]))
     if reasons.get("identification"):
         rows.append(("identified horizons", reasons["identification"]))
+    fixed = dict(getattr(qm, "fixed_spreads", {}) or {})
+    if fixed:
+        rows.append(("spreads from few groups", "fixed at their prior's root mean square, "
+                     f"because fewer than {spec.spread_min_groups} groups or curve steps "
+                     "inform them (no pooling toward a learned spread): "
+                     + ", ".join(f"{k} = {v:.3g}" for k, v in fixed.items())))
     return rows
 
 
