@@ -143,9 +143,17 @@ def _with_collaborative_offsets(data, sd: float, seed: int = 0):
 
 
 def test_auto_centring_follows_the_data() -> None:
-    # 2 collaboratives of 4 units: few groups -> non-centred collaborative effects
-    few = build(tiny_panel("binomial"), ModelSpec())
+    # 2 collaboratives of 4 units, spreads learned (spread_min_groups=2): few groups ->
+    # non-centred collaborative effects
+    few = build(tiny_panel("binomial"), ModelSpec(spread_min_groups=2))
     assert {"u_collaborative_z", "v_level_collaborative_z"} <= _free_names(few)
+    # by default the spreads of 2 collaboratives are fixed at the prior's rms: no funnel, and
+    # the weight is kappa at that fixed sd, which 4 units x 12 periods of binomial data exceed
+    fixed = build(tiny_panel("binomial"), ModelSpec())
+    assert {"sd_u_collaborative", "sd_level_collaborative"} <= set(fixed.fixed_spreads)
+    assert fixed.centring["baseline.collaborative"] == 1.0
+    assert {"u_collaborative", "v_level_collaborative"} <= _free_names(fixed)
+    assert "sd_u_collaborative" not in _free_names(fixed)
     # 10 collaboratives of 16 units, but tiny_panel's data have no spread between
     # collaboratives: the pilot fit finds little, so the effects stay (nearly) non-centred
     big = tiny_panel("binomial", n_collaboratives=10, units_per_collab=16, T=24)
