@@ -315,7 +315,7 @@ def test_agreement_all_within() -> None:
                     ("twfe_did_trend", "level_change", "probability", 0.09, 0.08, 0.1, "ok")])
     assert agreement_sentence(0.41, 0.30, 0.52, b) == (
         "The Bayesian level change on the logit scale is 0.41 (interval 0.3 to 0.52); "
-        "all 2 frequentist estimates lie within it: glm_fe (0.4) and mixedlm (0.38).")
+        "both frequentist estimates lie within it: glm_fe (0.4) and mixedlm (0.38).")
 
 
 def test_agreement_mixed_outcomes() -> None:
@@ -347,7 +347,7 @@ def test_agreement_single_and_none() -> None:
 def test_agreement_on_real_baselines(binomial_out: pd.DataFrame) -> None:
     text = agreement_sentence(0.40, 0.37, 0.43, binomial_out)
     assert text.startswith("The Bayesian level change on the logit scale is 0.4 (interval "
-                           "0.37 to 0.43); all 2 frequentist estimates lie within it: glm_fe (")
+                           "0.37 to 0.43); both frequentist estimates lie within it: glm_fe (")
     assert text.count(".") >= 1 and text.endswith(").")
 
 

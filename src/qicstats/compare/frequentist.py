@@ -245,7 +245,8 @@ def agreement_sentence(bayes_estimate: float, bayes_lower: float, bayes_upper: f
     clauses = []
     if inside:
         if len(inside) == len(sel) and len(sel) > 1:
-            clauses.append(f"all {len(sel)} frequentist estimates lie within it: "
+            every = "both" if len(sel) == 2 else f"all {len(sel)}"
+            clauses.append(f"{every} frequentist estimates lie within it: "
                            f"{_and_list(inside)}")
         else:
             clauses.append(f"{_and_list(inside)} {_verb(inside, 'lies', 'lie')} within it")
