@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qicstats.compare import agreement_sentence, frequentist_baselines
-from qicstats.compare import frequentist
+from qicstats.compare import agreement_sentence, frequentist, frequentist_baselines
 from qicstats.compare.frequentist import BASELINE_COLUMNS, METHODS
 from qicstats.data.panel import PanelData, PeriodGrid
 

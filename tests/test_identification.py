@@ -12,9 +12,13 @@ import pytest
 import xarray as xr
 
 from qicstats.models import ModelSpec, build
+from qicstats.models.priors import Prior
 from qicstats.results import FitResult
-from qicstats.results.diagnostics import IDENTIFICATION_CHECK, compute_diagnostics, \
-    with_identification
+from qicstats.results.diagnostics import (
+    IDENTIFICATION_CHECK,
+    compute_diagnostics,
+    with_identification,
+)
 from qicstats.results.identification import (
     IDENTIFICATION_COLUMNS,
     STRONG_CORRELATION,
@@ -22,7 +26,6 @@ from qicstats.results.identification import (
     identification,
     prior_variance,
 )
-from qicstats.models.priors import Prior
 from qicstats.testing import tiny_panel
 
 CHAINS, DRAWS = 4, 500

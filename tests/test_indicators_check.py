@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
+from _indicator_panel import make_panel  # noqa: E402
 
 from qicstats.data.panel import PanelData
-from qicstats.data.periods import make_grid
 from qicstats.errors import DataValidationError
 from qicstats.indicators import (
     IndicatorCodes,
@@ -19,8 +18,6 @@ from qicstats.indicators import (
     read_classification_sheet,
     read_long,
 )
-
-from _indicator_panel import JAN_2024, make_panel  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "indicators"
 

@@ -6,8 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qicstats.data.panel import PanelData
-from qicstats.data.periods import make_grid
 from qicstats.errors import ConfigError, ModelSpecError
 from qicstats.indicators import IndicatorMatrix, encode, load_codebook, load_indicators
 
@@ -18,10 +16,7 @@ CB = load_codebook({"indicators": {
     "talk": {"type": "continuous", "role": "main"},
     "feedback": {"type": "binary", "describes": "site"},
 }})
-from _indicator_panel import JAN_2024, make_panel  # noqa: E402
-
-
-
+from _indicator_panel import make_panel  # noqa: E402
 
 PANEL = make_panel()
 

@@ -15,9 +15,9 @@ import pymc as pm
 import pytensor.tensor as pt
 import pytest
 
+from qicstats.errors import QicstatsError
 from qicstats.inference import SamplerConfig, fit
 from qicstats.inference.fit import available_cores
-from qicstats.errors import QicstatsError
 from qicstats.models import ModelSpec, build
 from qicstats.models.grid import grid_applies, grid_linear_predictor
 from qicstats.models.linpred import linear_predictor

@@ -33,8 +33,9 @@ the log density with and without Jacobian and the gradient in one call).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -1207,9 +1208,8 @@ def test_inverse_sqrt_prior_implies_the_documented_density(family: str, name: st
     """HalfNormal(s) on x = 1/sqrt(q): the model's q has density p_x(q^-1/2) q^-3/2 / 2
     (the Jacobian |dx/dq|), which integrates to 1, and its draws follow the implied CDF
     P(q <= c) = 1 - (2 Phi(c^-1/2 / s) - 1). No compile of the model's log density."""
-    from scipy.integrate import quad
-
     import pymc as pm
+    from scipy.integrate import quad
 
     qm = build(tiny_panel(family, sites=False), ModelSpec(trend="linear", effect="step"))
     m = qm.model

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _stored_posterior import load_tiny_binomial  # noqa: E402
-
 
 
 def _chromium() -> str | None:

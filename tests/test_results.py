@@ -11,12 +11,11 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from _stored_posterior import load_tiny_binomial  # noqa: E402
 
 from qicstats.errors import ConvergenceError
 from qicstats.results import FitResult
 from qicstats.results.diagnostics import Diagnostics, Thresholds, compute_diagnostics
-
-from _stored_posterior import load_tiny_binomial  # noqa: E402
 
 LABELS = [f"2024-{m:02d}" for m in range(1, 13)]
 

@@ -8,8 +8,9 @@ rule: it collects :class:`Problem` records and raises one :class:`DataValidation
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
 
@@ -150,7 +151,8 @@ class RunExistsError(QicstatsError):
 
 class OutputError(QicstatsError):
     """An output cannot be written where asked (not writable, a file, an input, not a run
-    folder that ``--overwrite`` may replace); raised before any sampling."""
+    folder that ``--overwrite`` may replace); raised before any sampling.
+    """
 
 
 class RunFolderError(QicstatsError):
@@ -159,7 +161,8 @@ class RunFolderError(QicstatsError):
 
 class RunInterrupted(QicstatsError):
     """The run was stopped (Ctrl-C, SIGTERM, or a sampler that returned fewer draws than
-    asked); nothing was written as complete. The command line exits with code 130."""
+    asked); nothing was written as complete. The command line exits with code 130.
+    """
 
 
 class IdentityError(QicstatsError):

@@ -209,7 +209,8 @@ def prepare(config: AnalysisConfig | str | os.PathLike[str], *,
 
 def _horizon_problems(cfg: AnalysisConfig, data: PanelData) -> list[Problem]:
     """``estimands.horizons`` against the data: a horizon no participating unit reaches
-    (join + h beyond the last period) is an error; one only some reach, a warning."""
+    (join + h beyond the last period) is an error; one only some reach, a warning.
+    """
     units = data.units
     part = units["collaborative"].notna().to_numpy()
     join = units["join_t"].to_numpy(dtype=float, na_value=np.nan)
@@ -280,7 +281,8 @@ FastSource = str
 
 def with_preset(cfg: AnalysisConfig, preset: str) -> AnalysisConfig:
     """A copy of ``cfg`` with ``sampler.preset`` set (``"fast"`` shortens the chains, see
-    :data:`~qicstats.config.schema.FAST_PRESET`); validated again, paths kept."""
+    :data:`~qicstats.config.schema.FAST_PRESET`); validated again, paths kept.
+    """
     raw = cfg.model_dump(mode="json")
     raw["sampler"]["preset"] = preset
     return AnalysisConfig.model_validate(raw).with_base_dir(cfg.base_dir, cfg.source)
@@ -511,7 +513,8 @@ def _pid_alive(pid: int) -> bool:
 def leftovers(folder: str | os.PathLike[str]) -> list[tuple[Path, bool]]:
     """Hidden leftovers of interrupted runs into ``folder`` (``.<name>.partial-*`` being
     built, ``.<name>.old-*`` being replaced): ``[(path, removable)]``, removable when the
-    process that made it is gone."""
+    process that made it is gone.
+    """
     folder = Path(folder)
     out: list[tuple[Path, bool]] = []
     try:

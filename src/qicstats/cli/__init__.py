@@ -22,13 +22,13 @@ import importlib
 import os
 import sys
 import traceback
-from typing import Sequence
+from collections.abc import Sequence
 
 from qicstats.errors import (
     ConvergenceError,
+    ProblemsError,
     QicstatsError,
     RunInterrupted,
-    ProblemsError,
     visible,
 )
 
@@ -78,7 +78,8 @@ def print_problems(err: ProblemsError, file=None) -> None:
 
 def internal_error(err: BaseException, file=None) -> int:
     """Print a short account of an unexpected exception (where it happened, how to report
-    it) and return :data:`EXIT_INTERNAL`; the whole traceback with ``QICSTATS_DEBUG=1``."""
+    it) and return :data:`EXIT_INTERNAL`; the whole traceback with ``QICSTATS_DEBUG=1``.
+    """
     file = file or sys.stderr
     frames = traceback.extract_tb(err.__traceback__)
 

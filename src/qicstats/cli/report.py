@@ -55,7 +55,8 @@ def check_output_file(out: Path, *, suffixes: tuple[str, ...], inputs: list[Path
 
 def atomic_write_text(out: Path, text: str) -> None:
     """Write ``text`` next to ``out`` under a temporary name and rename it into place (an
-    interrupted write leaves no half file; the temporary file is removed on any error)."""
+    interrupted write leaves no half file; the temporary file is removed on any error).
+    """
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         tmp.write_text(text, encoding="utf-8")
@@ -68,7 +69,7 @@ def atomic_write_text(out: Path, text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the runs and write the report."""
     from qicstats.errors import OutputError
-    from qicstats.pipeline import read_manifest, load_run, render_runs_report
+    from qicstats.pipeline import load_run, read_manifest, render_runs_report
 
     out = Path(args.output)
     inputs: list[Path] = []

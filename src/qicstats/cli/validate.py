@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from qicstats.errors import Problem, QicstatsError, ProblemsError
+from qicstats.errors import Problem, ProblemsError, QicstatsError
 
 EXIT_OK = 0
 EXIT_INVALID = 2

@@ -60,7 +60,8 @@ MAX_CONFIG_BYTES = MAX_YAML_BYTES
 
 def _yaml_limits(text: str, fname: str | None) -> None:
     """Raise ConfigError when the YAML is too deep, has too many aliases or expands too far
-    (:func:`qicstats.safeyaml.yaml_limit_problem`)."""
+    (:func:`qicstats.safeyaml.yaml_limit_problem`).
+    """
     prob = yaml_limit_problem(text, fname, prefix="config")
     if prob is not None:
         raise ConfigError([prob])

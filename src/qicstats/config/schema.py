@@ -508,7 +508,8 @@ _POSITIVE_PARAMS: dict[str, tuple[str, ...]] = {
 
 def _prior_value_issues(name: str, dist: str, params: Mapping[str, Any]) -> list[Issue]:
     """Parameter values outside their distribution's domain (``sigma: -1``, ``inf``,
-    ``Uniform`` with ``lower >= upper``): a prior PyMC would accept until sampling fails."""
+    ``Uniform`` with ``lower >= upper``): a prior PyMC would accept until sampling fails.
+    """
     import math
 
     def numbers(v: Any) -> list[float] | None:

@@ -14,8 +14,9 @@ indicators  unit, indicator, value, optional wave, optional coder.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Literal, Mapping
+from typing import Literal
 
 Family = Literal["binomial", "betabinomial", "poisson", "negbinomial", "gaussian"]
 FAMILIES: tuple[str, ...] = ("binomial", "betabinomial", "poisson", "negbinomial", "gaussian")
@@ -60,7 +61,7 @@ class ColumnMap:
     coder: str = "coder"
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, str] | None) -> "ColumnMap":
+    def from_mapping(cls, mapping: Mapping[str, str] | None) -> ColumnMap:
         """Build from ``{logical_name: file_column}``; unknown logical names raise ``KeyError``."""
         if not mapping:
             return cls()

@@ -15,9 +15,9 @@ import io
 import os
 import re
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -509,7 +509,8 @@ def convert_numeric(s: pd.Series, *, decimal_comma: bool = False) -> pd.Series:
 def _convert_frame(df: pd.DataFrame, header: list[str], *, decimal_comma: bool
                    ) -> pd.DataFrame:
     """Every column of a text frame through :func:`convert_numeric`; the missing-value
-    codes seen per column go to ``attrs["qicstats_na_tokens"]`` (for messages)."""
+    codes seen per column go to ``attrs["qicstats_na_tokens"]`` (for messages).
+    """
     cols, tokens = {}, {}
     for i in range(df.shape[1]):
         s = df.iloc[:, i]
@@ -531,7 +532,8 @@ def _from_codes(codes: np.ndarray, uniq: pd.Series, index: pd.Index, name: objec
     """:func:`convert_numeric` on a factorised column: ``codes`` index ``uniq`` (-1:
     missing). Returns the column, its missing-cell mask and the missing-value codes that
     occur in it (``"n/a"``, ``"NA"``, ...; empty cells not listed). ``arrow``: build text
-    columns with pyarrow's dictionary decoding (several times faster on millions of rows)."""
+    columns with pyarrow's dictionary decoding (several times faster on millions of rows).
+    """
     u = pd.Series(np.asarray(uniq, dtype=object), dtype="str").str.strip()
     miss_u = np.append((u.isna() | u.isin(list(NA_TOKENS))).to_numpy(dtype=bool), True)
     miss_rows = miss_u[codes]  # code -1 (NaN) indexes the trailing True

@@ -221,7 +221,8 @@ _PLAIN = re.compile(r"^[\w.+/:-]+$")
 
 def _cell(v: Any) -> str:
     """A cell for a message: plain names bare, other text quoted (invisible characters
-    escaped), missing cells as ``(empty)``, whole floats without ``.0``."""
+    escaped), missing cells as ``(empty)``, whole floats without ``.0``.
+    """
     if v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and np.isnan(v)):
         return "(empty)"
     if isinstance(v, (float, np.floating)):
@@ -410,7 +411,8 @@ class _Validator:
     def _roles_share_a_column(self, pt: _Table, roles: list[tuple[str, str]]) -> None:
         """Two roles read from one column (``columns: {numerator: denominator}`` leaves the
         denominator role on its default column ``denominator`` too): the model would see
-        the same numbers twice, so it is an error."""
+        the same numbers twice, so it is an error.
+        """
         used = dict(roles)
         for lg in ("collaborative", "join_period", "end_period"):
             used.setdefault(lg, getattr(self.cmap, lg))
@@ -432,7 +434,8 @@ class _Validator:
     def _invisible_names(self, names: list[str], table: _Table, column: str,
                          what: str) -> None:
         """Names with zero-width, NUL or other invisible characters: an error when two
-        names differ by them only (one unit would become two), else a warning."""
+        names differ by them only (one unit would become two), else a warning.
+        """
         odd = [n for n in names if _invisible(n)]
         if not odd:
             return
@@ -1271,7 +1274,8 @@ class _Validator:
                             join: np.ndarray, family: str, ufile: str | None,
                             join_errors: bool, grid: PeriodGrid) -> None:
         """Data that would leave the result to the prior: every denominator 0, or no
-        participating unit observed after joining (every join after its data end)."""
+        participating unit observed after joining (every join after its data end).
+        """
         pc, cm = self.pc, self.cmap
         if any(p.rule.startswith(("count_", "exposure_", "value_", "outcome_"))
                for p in pc.errors):

@@ -318,7 +318,8 @@ def _label(x: Any) -> str:
 
 def _level_entry(x: Any) -> tuple[str | None, str]:
     """A level of ``levels``: a name, ``{name: description}`` or ``{name: .., description:
-    ..}`` (also ``label``/``level`` for the name and ``definition`` for the text)."""
+    ..}`` (also ``label``/``level`` for the name and ``definition`` for the text).
+    """
     if isinstance(x, Mapping):
         keys = {str(k).lower(): v for k, v in x.items()}
         for nk in ("name", "level", "label", "code"):

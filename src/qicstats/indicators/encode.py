@@ -17,7 +17,8 @@ No unit is ever dropped: the model treats missing cells as latent values.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

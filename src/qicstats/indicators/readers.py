@@ -21,9 +21,10 @@ from __future__ import annotations
 import datetime as _dt
 import difflib
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -59,7 +59,8 @@ _float64_bits_as_int64 = _bitcast(types.float64, types.int64)
 def fma(typingctx, a, b, c):  # type: ignore[no-untyped-def]
     """``a * b + c`` rounded once (the ``llvm.fma`` intrinsic: one instruction on CPUs with
     FMA, the same result everywhere). Written out, because without fast-math LLVM does not
-    contract ``a * b + c`` on its own, and with it the choice would depend on inlining."""
+    contract ``a * b + c`` on its own, and with it the choice would depend on inlining.
+    """
     sig = types.float64(types.float64, types.float64, types.float64)
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
@@ -99,7 +100,8 @@ _ONE_BITS = np.int64(0x3FF0000000000000)
 @numba.njit(inline="always", fastmath=FLAGS, error_model="numpy")
 def log_pos(x: float) -> float:  # pragma: no cover - compiled
     """``log(x)`` for a positive normal ``x`` (1e-300 .. 1e300): ``x = 2^k m`` with ``m`` in
-    ``[sqrt(2)/2, sqrt(2))`` read from the bits, ``log m = 2 atanh(s)``, ``s = (m-1)/(m+1)``."""
+    ``[sqrt(2)/2, sqrt(2))`` read from the bits, ``log m = 2 atanh(s)``, ``s = (m-1)/(m+1)``.
+    """
     bits = _float64_bits_as_int64(x)
     k = (bits >> 52) - 1023
     m = _int64_bits_as_float64((bits & _MANT) | _ONE_BITS)      # in [1, 2)
@@ -133,7 +135,8 @@ def lgamma_digamma(x: float) -> tuple[float, float]:  # pragma: no cover - compi
     below ``1e-14 * max(1, |value|)``: arguments below 8 are shifted up by 8 (``Gamma(x) =
     Gamma(x + 8) / prod(x + j)``, the product and its log-derivative computed together), then
     the Stirling and digamma asymptotic series to ``z^-15`` / ``z^-16``. One code path for
-    every ``x``, so the loops using it vectorise."""
+    every ``x``, so the loops using it vectorise.
+    """
     small = x < 8.0
     p = 1.0
     dp = 0.0
@@ -189,7 +192,8 @@ def lgamma_digamma_array(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pra
 def binomial_logit_kernel(eta: np.ndarray, y: np.ndarray, n: np.ndarray,
                           log_choose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
     """Row log densities of ``Binomial(y | n, logit^-1(eta))`` and their ``eta``
-    derivatives ``y - n * sigmoid(eta)``."""
+    derivatives ``y - n * sigmoid(eta)``.
+    """
     m = eta.shape[0]
     logp = np.empty(m)
     d = np.empty(m)

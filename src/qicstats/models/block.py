@@ -106,7 +106,8 @@ class HierarchicalParts:
 
 def moderator_values(d: Design, k: int, rows: np.ndarray) -> np.ndarray:
     """Indicator ``k``'s value at ``rows`` for the block's design (latent codes at 0; ordinal
-    levels scaled to [0, 1], i.e. a uniform monotonic simplex)."""
+    levels scaled to [0, 1], i.e. a uniform monotonic simplex).
+    """
     ind = d.indicators[k]
     z = np.nan_to_num(d.rows.Z[rows, k], nan=0.0)
     if ind.type == "ordinal":
@@ -117,7 +118,8 @@ def moderator_values(d: Design, k: int, rows: np.ndarray) -> np.ndarray:
 def moderator_centres(d: Design, mod_k: list[int]) -> np.ndarray:
     """Per moderator, its mean value over the observed post-join rows (the curve describes
     the effect at these codes, so that the moderators do not trade off against every
-    exposure-time effect)."""
+    exposure-time effect).
+    """
     post = np.flatnonzero(d.rows.D > 0)
     if not len(post):
         return np.zeros(len(mod_k))
@@ -248,7 +250,8 @@ def intervention_basis(d: Design, mod_k: list[int], sd: np.ndarray, with_trend: 
     """``B = chol(H^-1)`` with ``H = X' W X + prior precision``, marginal over the unit
     baselines (a Schur complement: the block is identified by changes within units) when the
     model has them, for :func:`intervention_block`. The prior precision of the period
-    effects and the curve uses the pilot spreads."""
+    effects and the curve uses the pilot spreads.
+    """
     parts = parts or HierarchicalParts()
     n_p = d.T - 1 if parts.period_sd is not None else 0
     n_c = parts.n_curve if parts.curve is not None else 0

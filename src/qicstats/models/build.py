@@ -132,7 +132,8 @@ class QICModel:
 
     def free_parameter_names(self) -> list[str]:
         """Names of the free random variables (what diagnostics are computed over), plus the
-        named parameters a decorrelated block (``intervention_xi``) stands for."""
+        named parameters a decorrelated block (``intervention_xi``) stands for.
+        """
         names = [v.name for v in self.model.free_RVs]
         if self.intervention is not None:
             named = {"ind_level" if n.startswith("ind_level_") else
@@ -172,7 +173,8 @@ def zero_sum_level(spec: ModelSpec, lv: str, n_groups: int, term: str = "baselin
     """Whether the effects of level ``lv`` are zero-sum (``spec.zero_sum``): the
     collaboratives' baseline effects, and the change effects of every level (the average
     change is then the population value itself, which the random effects cannot trade
-    off against; in a stepped wedge this doubled the ESS of the units' change sd)."""
+    off against; in a stepped wedge this doubled the ESS of the units' change sd).
+    """
     if not spec.zero_sum or n_groups < 2:
         return False
     return lv == "collaborative" or term in ("level", "slope")
@@ -201,7 +203,8 @@ class _Builder:
 
     def fixed_sd(self, name: str, n_values: int) -> float | None:
         """The constant the spread ``name`` is fixed at when fewer than
-        ``spec.spread_min_groups`` values (groups, curve steps) inform it, else ``None``."""
+        ``spec.spread_min_groups`` values (groups, curve steps) inform it, else ``None``.
+        """
         if n_values >= self.spec.spread_min_groups:
             return None
         self.fixed[name] = self.prior(name).rms()
@@ -210,7 +213,8 @@ class _Builder:
     def levels(self, term: str) -> tuple[str, ...]:
         """The levels carrying random ``term`` effects that have at least two groups (the
         spread between groups cannot be learned from one: a single unit has no unit
-        effects, a single participating unit no unit-level change effects)."""
+        effects, a single participating unit no unit-level change effects).
+        """
         groups = self.d.change_groups if term in ("level", "slope") else self.d.base_groups
         return tuple(lv for lv in self.spec.levels_for(term, self.d.levels)
                      if groups[lv].n >= 2)
@@ -291,7 +295,8 @@ class _Builder:
 
     def curve_weight(self) -> float:
         """Centring weight of the exposure-time curve (1 when its horizons' data pin them
-        down, else 0: a random walk is centred or non-centred as a whole)."""
+        down, else 0: a random walk is centred or non-centred as a whole).
+        """
         if "curve" not in self.centring:
             d = self.d
             n = d.n_curve
@@ -430,7 +435,8 @@ def build(data: PanelData, spec: ModelSpec | None = None,
 
 def _curve_sd(b: _Builder) -> Any:
     """The exposure-time curve's random-walk step sd: ``sd_curve``, or a constant when the
-    curve has fewer steps than ``spec.spread_min_groups``."""
+    curve has fewer steps than ``spec.spread_min_groups``.
+    """
     fixed = b.fixed_sd("sd_curve", b.d.n_curve - 1)
     if fixed is not None:
         return pt.as_tensor_variable(np.float64(fixed))
@@ -439,7 +445,8 @@ def _curve_sd(b: _Builder) -> Any:
 
 def _hierarchical_parts(b: _Builder) -> HierarchicalParts | None:
     """The period effects and the curve join the decorrelated block when their data pin them
-    down (centred): their sds are created here, before the block."""
+    down (centred): their sds are created here, before the block.
+    """
     d, spec, prior = b.d, b.spec, b.prior
     period = spec.trend == "period" and b.period_weight() >= 1.0
     curve = d.effect == "curve" and b.curve_weight() >= 1.0
@@ -556,7 +563,8 @@ def _curve_deviations(b: _Builder, lv: str, n: int) -> Any:
     different times, so they are the cohorts of a staggered design: a common curve with only
     level shifts would let cohort-specific effect shapes leak into the period effects through
     the units that have already joined (the bias of two-way fixed-effects event studies
-    under heterogeneous effects, Sun & Abraham 2021)."""
+    under heterogeneous effects, Sun & Abraham 2021).
+    """
     d = b.d
     fixed = b.fixed_sd(f"sd_curve_{lv}", n)
     sd = (np.float64(fixed) if fixed is not None
@@ -570,7 +578,8 @@ def _curve_deviations(b: _Builder, lv: str, n: int) -> Any:
 
 def _time_term_means(b: _Builder, p: dict[str, Any], of_unit: np.ndarray, n: int) -> Any:
     """Per group, the Fisher-weighted mean over its regular rows of the secular trend and
-    the population part of the change (:func:`~qicstats.models.grid.unit_means_of_time_terms`)."""
+    the population part of the change (:func:`~qicstats.models.grid.unit_means_of_time_terms`).
+    """
     d = b.d
     reg = np.flatnonzero(d.regular)
     rows = d.rows.subset(reg)

@@ -74,7 +74,8 @@ class Rows:
     def with_intervention(self, D: np.ndarray | float, e: np.ndarray | float,
                           P: np.ndarray | float = 0.0) -> Rows:
         """A copy with the intervention terms replaced (``0, 0`` for the counterfactual: no
-        change, no phase)."""
+        change, no phase).
+        """
         n = self.n
         return replace(self, D=np.broadcast_to(np.asarray(D, float), (n,)).copy(),
                        e=np.broadcast_to(np.asarray(e, float), (n,)).copy(),
@@ -166,7 +167,8 @@ class Design:
 
     def code_status_counts(self) -> pd.DataFrame:
         """Per indicator: code cells that are observed, latent (missing, imputed in the model),
-        uncertain (coders disagree), and uncoded comparison-unit placeholders."""
+        uncertain (coders disagree), and uncoded comparison-unit placeholders.
+        """
         cols = ["indicator", "observed", "imputed", "uncertain", "comparison_reference"]
         if self.cell_info is None:
             return pd.DataFrame(columns=cols)
@@ -188,7 +190,8 @@ class Design:
 
     def curve_slot(self, e: np.ndarray) -> np.ndarray:
         """The curve element of each row's exposure time ``e`` (0 before joining; at most
-        :attr:`curve_max`)."""
+        :attr:`curve_max`).
+        """
         h = np.rint(np.asarray(e, dtype=float)).astype(int)
         return np.clip(h, 0, self.curve_max)
 
@@ -201,7 +204,8 @@ class Design:
 
     def in_estimand(self, e: np.ndarray) -> np.ndarray:
         """Whether post-join rows at exposure times ``e`` are averaged by the ATT (identified
-        horizons only)."""
+        horizons only).
+        """
         if self.identified_max is None:
             return np.ones(len(e), bool)
         return np.asarray(e, dtype=float) <= self.identified_max + 1e-9

@@ -178,7 +178,8 @@ def parent_sum(p: dict[str, Any], prefix: str, lv: str, groups: dict[str, Any],
     """``base`` (the term's population value) plus the already-built effects
     ``<prefix>_<level>`` of the levels enclosing ``lv``, at each group of ``lv`` (``None``
     when there is neither). Levels are nested, so any unit of a group identifies its
-    enclosing groups."""
+    enclosing groups.
+    """
     g = groups[lv]
     units = np.flatnonzero(mask) if mask is not None else np.arange(len(g.of_unit))
     idx, first = np.unique(g.of_unit[units], return_index=True)

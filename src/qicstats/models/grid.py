@@ -114,7 +114,8 @@ def _fixed_change(p: Mapping[str, Any], d: Design, rows: Rows, grid: Any, z: dic
                   ) -> Any:
     """The population part of the change on the grid: ``D * (effect_curve[slot] or
     level_change + sum_k ind_level_k z_k) + e * (slope_change + sum_k ind_slope_k z_k) +
-    P * phase_change`` (no random effects)."""
+    P * phase_change`` (no random effects).
+    """
     roles = role_indices(d)
     if "effect_curve" in p:
         slots = grid(d.curve_slot(rows.e).astype(float)).astype("int64")
@@ -171,7 +172,8 @@ def unit_means_of_time_terms(p: Mapping[str, Any], d: Design, rows: Rows,
 
 def _indicator_grids(p: Mapping[str, Any], d: Design, rows: Rows, grid: Any) -> dict[int, Any]:
     """Per indicator, its value on the grid. An ordinal code ``l`` with monotonic simplex ``s``
-    has value ``s_1 + ... + s_l``, written as ``sum_j s_j * [l >= j]`` (no gather)."""
+    has value ``s_1 + ... + s_l``, written as ``sum_j s_j * [l >= j]`` (no gather).
+    """
     out: dict[int, Any] = {}
     for k, ind in enumerate(d.indicators):
         zk = np.nan_to_num(rows.Z[:, k], nan=0.0)

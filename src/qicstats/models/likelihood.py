@@ -36,7 +36,8 @@ def binomial_logit_terms(eta: np.ndarray, y: np.ndarray, n: np.ndarray,
                          log_choose: np.ndarray, xp: Any = np) -> tuple[np.ndarray, np.ndarray]:
     """Per row, ``log Binomial(y | n, logit^-1(eta))`` and its derivative in ``eta``, with
     array module ``xp`` (NumPy: the reference and ``perform``; ``jax.numpy``: the JAX
-    implementation)."""
+    implementation).
+    """
     ex = xp.exp(-xp.abs(eta))
     one_ex = 1.0 + ex
     logp = log_choose + y * eta - n * (xp.maximum(eta, 0.0) + xp.log(one_ex))
@@ -93,7 +94,8 @@ def betabinomial_logit_terms(eta: np.ndarray, phi: Any, y: np.ndarray, n: np.nda
                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row, ``log BetaBinomial(y | n, mu phi, (1 - mu) phi)`` with ``mu = logit^-1(eta)``,
     and its derivatives in ``eta`` and ``phi``, with array module ``xp`` and special functions
-    ``sp`` (default SciPy's; ``jax.scipy.special`` for JAX)."""
+    ``sp`` (default SciPy's; ``jax.scipy.special`` for JAX).
+    """
     if sp is None:
         import scipy.special as sp
     ex = xp.exp(-xp.abs(eta))
@@ -163,7 +165,8 @@ _REGISTERED: set[str] = set()
 
 def register_backend(backend: str) -> None:
     """Register :class:`BinomialLogit`'s implementation for ``backend`` (``"numba"`` or
-    ``"jax"``); idempotent, and a no-op when the backend is not installed."""
+    ``"jax"``); idempotent, and a no-op when the backend is not installed.
+    """
     if backend in _REGISTERED:
         return
     try:

@@ -114,7 +114,8 @@ def _poisson_logp(value: Any, log_exposure: Any, log_fact: Any, eta: Any) -> Any
 def _binomial_constants(d: Design, idx: np.ndarray, obs: Any
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Trials, successes and ``log C(n, y)`` of the rows ``idx`` (for the fused likelihood
-    Ops, whose Numba kernels are registered here)."""
+    Ops, whose Numba kernels are registered here).
+    """
     n = d.y["denominator"][idx].astype(float)
     y = np.asarray(obs, dtype=float)
     register_backend("numba")

@@ -67,7 +67,8 @@ class Pilot:
 def row_weights(d: Design, dispersion: float | None = None) -> np.ndarray:
     """Per observed row, the Fisher information about the linear predictor (normal
     approximation at the pooled mean: binomial ``n p (1 - p)``, Poisson counts, Gaussian
-    ``1 / sd^2``), divided by the overdispersion when it is known."""
+    ``1 / sd^2``), divided by the overdispersion when it is known.
+    """
     fam = d.family
     if fam in ("binomial", "betabinomial"):
         num, den = d.y["numerator"], d.y["denominator"]
@@ -197,7 +198,8 @@ def _group_means(est: np.ndarray, var: np.ndarray, of: np.ndarray, n: int
 
 def unit_information(d: Design, term: str, w: np.ndarray) -> np.ndarray:
     """Fisher information of each unit's data about a unit-specific ``term`` coefficient
-    (row weights ``w`` times the term's covariate squared, summed over the unit's rows)."""
+    (row weights ``w`` times the term's covariate squared, summed over the unit's rows).
+    """
     x = {"baseline": np.ones(d.rows.n), "level": d.rows.D, "slope": d.rows.e,
          "trend": d.tau[d.rows.t]}[term]
     return np.bincount(d.rows.unit, weights=w * x**2, minlength=d.n_units)
@@ -207,7 +209,8 @@ def group_information(d: Design, spec: ModelSpec, lv: str, term: str, w: np.ndar
                       spread: Callable[[str, str], float]) -> np.ndarray:
     """Information about each group's effect of ``term`` at level ``lv``, accumulated from
     its units through the levels below it that carry ``term`` effects (a child contributes
-    ``1 / (1 / info + s^2)``, ``s = spread(child level, term)``)."""
+    ``1 / (1 / info + s^2)``, ``s = spread(child level, term)``).
+    """
     info = unit_information(d, term, w)
     mask = d.participating if term in ("level", "slope") else np.ones(d.n_units, bool)
     if lv == "unit":
@@ -249,7 +252,8 @@ def snap(w: np.ndarray | float) -> np.ndarray:
 def choose_tau(pilot_tau: float | None, prior_scale: float) -> float:
     """The spread the centring weights assume: the pilot's estimate, bounded to 2 % to
     twice the prior scale of the sd (a pilot of a few groups is noisy; the prior scale is a
-    generous upper guess)."""
+    generous upper guess).
+    """
     if pilot_tau is None or not np.isfinite(pilot_tau):
         return 0.5 * prior_scale
     return float(np.clip(pilot_tau, 0.02 * prior_scale, 2.0 * prior_scale))

@@ -153,7 +153,8 @@ class Prior:
         """The root mean square of the quantity this prior describes (for an sd prior: the
         sd at which a normal effect has the prior variance the hierarchical prior gives it,
         ``sqrt(E[sd^2])``), from the distribution's moments; its scale parameter where the
-        moment does not exist (HalfCauchy, Student-t with nu <= 2)."""
+        moment does not exist (HalfCauchy, Student-t with nu <= 2).
+        """
         q = {k: float(v) for k, v in self.params.items() if not isinstance(v, (list, tuple))}
         fallback = q.get("sigma", q.get("beta", 1.0))
         dist, on = self.dist, self.on

@@ -146,7 +146,8 @@ class ModelSpec:
 
     def centring_choice(self, lv: str, term: str) -> bool | str:
         """The ``centered`` setting that applies to ``term`` effects at level ``lv``
-        (``term.level`` first, then the level, then ``default``; ``"auto"`` if none)."""
+        (``term.level`` first, then the level, then ``default``; ``"auto"`` if none).
+        """
         c = self.centered
         for key in (f"{term}.{lv}", lv, "default"):
             if key in c:

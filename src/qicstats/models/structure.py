@@ -107,7 +107,8 @@ class Structure:
     def curve_max(self) -> int:
         """The last exposure time with its own effect in the curve: every observed one (the
         random walk carries the effect on past the identified horizons, so their rows do not
-        distort the identified ones; they are left out of the ATT)."""
+        distort the identified ones; they are left out of the ATT).
+        """
         return self.max_exposure
 
 

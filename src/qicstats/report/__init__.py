@@ -11,11 +11,20 @@ imports ``report``.
   table for papers.
 """
 
-from qicstats.report.comparison import RunView, config_differences, estimands_side_by_side, \
-    render_comparison_report
+from qicstats.report.comparison import (
+    RunView,
+    config_differences,
+    estimands_side_by_side,
+    render_comparison_report,
+)
 from qicstats.report.run import SECTIONS, render_run_report
-from qicstats.report.tables import estimands_latex, estimands_markdown, format_estimands, \
-    markdown_table, write_tables
+from qicstats.report.tables import (
+    estimands_latex,
+    estimands_markdown,
+    format_estimands,
+    markdown_table,
+    write_tables,
+)
 
 __all__ = [
     "SECTIONS",

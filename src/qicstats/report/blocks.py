@@ -8,7 +8,8 @@ escaped by the templates; only figure and equation HTML is passed as ``Markup``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from qicstats.report import figures as figs
 from qicstats.report.tables import Table

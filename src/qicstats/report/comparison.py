@@ -11,8 +11,9 @@ import datetime as _dt
 import json
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,8 @@ import pandas as pd
 from qicstats.errors import ConfigError, ProblemCollector
 from qicstats.report import figures as figs
 from qicstats.report._render import render
-from qicstats.report.gate import banner, headline
 from qicstats.report.blocks import Block, figure_block, h3, note, para, table_block
+from qicstats.report.gate import banner, headline
 from qicstats.report.tables import estimand_label, fmt_num, fmt_prob, html_table, value_formatter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,7 +48,7 @@ class RunView:
     """
 
     name: str
-    result: "FitResult"
+    result: FitResult
     config: dict[str, Any] | None = None
 
 
@@ -103,7 +104,7 @@ def config_differences(runs: Sequence[RunView]) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 # LOO
 # --------------------------------------------------------------------------------------
-def _loo(result: "FitResult", by: str) -> Any:
+def _loo(result: FitResult, by: str) -> Any:
     with warnings.catch_warnings():
         # the Pareto-k warning is reported in the table, not as a Python warning
         warnings.simplefilter("ignore", UserWarning)
@@ -219,7 +220,8 @@ def _cell(r: pd.Series | None, ip: int) -> str:
 
 def estimands_side_by_side(runs: Sequence[RunView]) -> pd.DataFrame:
     """The main estimands (overall and per collaborative ``att``, ``att_ratio``,
-    ``trend_change``; indicator contrasts) of each run, one column per run, formatted."""
+    ``trend_change``; indicator contrasts) of each run, one column per run, formatted.
+    """
     tabs = {r.name: r.result.estimands() for r in runs}
     keys: list[tuple[str, str, str]] = []
     for est in tabs.values():

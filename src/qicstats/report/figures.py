@@ -1,13 +1,15 @@
 """Figures for reports: matplotlib ``Figure`` objects (no pyplot state) turned into inline SVG
 (or base64 PNG when an SVG would be too large), plus the report-only figures (join schedule,
-SPC small multiples, the headline across runs)."""
+SPC small multiples, the headline across runs).
+"""
 
 from __future__ import annotations
 
 import base64
 import io
 import re
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
@@ -117,7 +119,7 @@ def figure_html(fig: Figure, *, key: str, alt: str = "figure", max_svg_bytes: in
 # --------------------------------------------------------------------------------------
 # report-only figures
 # --------------------------------------------------------------------------------------
-def join_schedule_figure(data: "PanelData") -> Figure:
+def join_schedule_figure(data: PanelData) -> Figure:
     """A strip chart of join periods per collaborative (marker area = units joining then).
 
     Each collaborative is one row; a thin line spans the periods its units are observed; a
@@ -166,9 +168,10 @@ def join_schedule_figure(data: "PanelData") -> Figure:
     return fig
 
 
-def sample_units(data: "PanelData", max_units: int = 12) -> list[str]:
+def sample_units(data: PanelData, max_units: int = 12) -> list[str]:
     """A deterministic, balanced sample of units: round-robin over collaboratives (sorted),
-    comparison units last in each round, first units by name within each group."""
+    comparison units last in each round, first units by name within each group.
+    """
     units = data.units
     groups: list[list[str]] = []
     for c in natural_sorted(data.collaboratives()):
@@ -194,7 +197,7 @@ SPC_CHART = {"binomial": ("p", "numerator", "denominator"),
              "gaussian": ("i", "value", None)}
 
 
-def spc_frame(data: "PanelData", units: Sequence[str] | None = None) -> tuple[pd.DataFrame, str,
+def spc_frame(data: PanelData, units: Sequence[str] | None = None) -> tuple[pd.DataFrame, str,
                                                                          str, str | None]:
     """The panel as qic input: ``unit``, the x column, the outcome (and denominator) columns
     under their logical names, and ``phase`` (before / after joining).
@@ -224,7 +227,7 @@ def spc_frame(data: "PanelData", units: Sequence[str] | None = None) -> tuple[pd
 SPC_X = "period (index from 0)"
 
 
-def spc_small_multiples(data: "PanelData", units: Sequence[str]) -> tuple[Figure, str]:
+def spc_small_multiples(data: PanelData, units: Sequence[str]) -> tuple[Figure, str]:
     """SPC charts (p / u / i by family) of ``units``, split into before/after joining.
 
     Returns
@@ -242,7 +245,7 @@ def spc_small_multiples(data: "PanelData", units: Sequence[str]) -> tuple[Figure
     return fig, chart
 
 
-def spc_table(data: "PanelData") -> tuple[pd.DataFrame, str]:
+def spc_table(data: PanelData) -> tuple[pd.DataFrame, str]:
     """Runs-rules summary of every unit's observed series, before and after joining.
 
     Returns
@@ -273,7 +276,8 @@ def spc_table(data: "PanelData") -> tuple[pd.DataFrame, str]:
 
 def headline_across_runs_figure(rows: pd.DataFrame, *, percent: bool, label: str) -> Figure:
     """Forest plot of the overall ``att`` per run (rows: ``run``, ``mean``, ``lower``,
-    ``upper``, ``verdict``), coloured by each run's diagnostics verdict."""
+    ``upper``, ``verdict``), coloured by each run's diagnostics verdict.
+    """
     k = 100.0 if percent else 1.0
     n = len(rows)
     fig = Figure(figsize=(6.5, 0.45 * n + 1.2), layout="constrained")

@@ -1,5 +1,6 @@
 """What a reader sees first: the diagnostics banner (can the fit be trusted?) and the headline
-box (did it beat the secular trend, where, and with what?)."""
+box (did it beat the secular trend, where, and with what?).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ VERDICT_WORDS = {"pass": "Diagnostics passed", "warn": "Diagnostics raised warni
                  "fail": "Diagnostics FAILED"}
 
 
-def _ident(dg: "Diagnostics") -> list[str]:
+def _ident(dg: Diagnostics) -> list[str]:
     """The identification warnings of ``dg`` (none for a ``Diagnostics`` without them)."""
     return list(getattr(dg, "identification_reasons", []) or [])
 
@@ -40,9 +41,10 @@ def _sampler_reasons(reasons: list[str], ident: list[str]) -> list[str]:
     return [r for r in reasons if r not in set(ident)]
 
 
-def _remedies(dg: "Diagnostics", thresholds: Any = None) -> list[str]:
+def _remedies(dg: Diagnostics, thresholds: Any = None) -> list[str]:
     """What to do about each failed or warned check, in plain words: weak identification
-    first (its own remedy), then the sampler's checks."""
+    first (its own remedy), then the sampler's checks.
+    """
     ident = _ident(dg)
     out: list[str] = []
     seen: set[str] = set()
@@ -80,7 +82,7 @@ def _remedies(dg: "Diagnostics", thresholds: Any = None) -> list[str]:
     return out
 
 
-def banner(dg: "Diagnostics", *, interval_prob: float, scale: str,
+def banner(dg: Diagnostics, *, interval_prob: float, scale: str,
            thresholds: Any = None) -> dict[str, Any]:
     """The diagnostics banner: verdict, the numbers, and what to do when not passed.
 
@@ -177,7 +179,8 @@ def plural(n: int, word: str, many: str | None = None) -> str:
 
 def _describe(r: dict[str, Any], ip: int, per: int = 1) -> tuple[str, str]:
     """``(value with unit, "interval a to b")`` for one estimand row (rates stated per
-    ``per`` units of exposure)."""
+    ``per`` units of exposure).
+    """
     f, unit = value_formatter(str(r["estimand"]), str(r["scale"]), per)
     if unit.startswith("per "):
         u = f" {unit} of exposure"
@@ -190,7 +193,8 @@ def _describe(r: dict[str, Any], ip: int, per: int = 1) -> tuple[str, str]:
 def _events_sentence(ev: dict[str, Any], att: dict[str, Any], ip: int) -> str:
     """Events gained, in words that agree with the ATT: "N more events" / "N fewer events",
     and why the two can differ in sign (the ATT weighs unit-periods equally, events weigh
-    them by their denominator or exposure)."""
+    them by their denominator or exposure).
+    """
     f, _ = value_formatter("events_gained", "events")
     mean = float(ev["mean"])
     n = f(abs(mean)).lstrip("+")
@@ -206,7 +210,7 @@ def _events_sentence(ev: dict[str, Any], att: dict[str, Any], ip: int) -> str:
     return text
 
 
-def headline(result: "FitResult") -> dict[str, Any]:
+def headline(result: FitResult) -> dict[str, Any]:
     """The headline box: did it beat the secular trend, by how much, where, and with what.
 
     Returns

@@ -1,6 +1,7 @@
 """The methods text of a report, generated from the fitted model: the equation (HTML and
 Unicode, no MathJax), the priors actually used, estimand definitions, identification, and the
-provenance record."""
+provenance record.
+"""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def _trend_text(trend: str, seasonal: bool, knots: int | None) -> str:
     return txt
 
 
-def equation(result: "FitResult") -> dict[str, Any]:
+def equation(result: FitResult) -> dict[str, Any]:
     """The model as HTML: likelihood, linear predictor and the meaning of each term.
 
     Returns
@@ -207,9 +208,10 @@ def _role(name: str, effect: str) -> str:
     return ""
 
 
-def prior_rows(result: "FitResult") -> list[tuple[str, str, str]]:
+def prior_rows(result: FitResult) -> list[tuple[str, str, str]]:
     """``(parameter, prior, what it describes)`` for the priors actually used, in model
-    order."""
+    order.
+    """
     qm = result.qmodel
     effect = getattr(qm.design, "effect", None) or qm.spec.effect
     fixed = dict(getattr(qm, "fixed_spreads", {}) or {})
@@ -226,9 +228,10 @@ def prior_rows(result: "FitResult") -> list[tuple[str, str, str]]:
     return out
 
 
-def design_choices(result: "FitResult") -> list[tuple[str, str]]:
+def design_choices(result: FitResult) -> list[tuple[str, str]]:
     """``(setting, "choice: why")`` rows: the trend, seasonality, effect shape, phases, levels
-    and identified horizons the model was built with, and why (``QICModel.structure``)."""
+    and identified horizons the model was built with, and why (``QICModel.structure``).
+    """
     qm = result.qmodel
     st = qm.structure
     spec = qm.spec
@@ -269,7 +272,7 @@ def design_choices(result: "FitResult") -> list[tuple[str, str]]:
     return rows
 
 
-def estimand_definitions(result: "FitResult") -> list[tuple[str, str]]:
+def estimand_definitions(result: FitResult) -> list[tuple[str, str]]:
     """Plain definitions of the estimands in the tables."""
     ip = int(round(100 * result.options.interval_prob))
     direction = "an increase" if result.options.direction == "increase" else "a decrease"
@@ -308,7 +311,7 @@ def estimand_definitions(result: "FitResult") -> list[tuple[str, str]]:
     return defs
 
 
-def identification(result: "FitResult", data: "PanelData | None") -> str:
+def identification(result: FitResult, data: PanelData | None) -> str:
     """How the design separates improvement from the secular trend, with this panel's counts."""
     d = result.qmodel.design
     rows = d.rows
@@ -363,7 +366,7 @@ def _hash_check(saved: str, model: str) -> str:
     return "MISMATCH: the posterior was fitted to other data than the model's"
 
 
-def provenance_rows(result: "FitResult", provenance: dict[str, Any] | None,
+def provenance_rows(result: FitResult, provenance: dict[str, Any] | None,
                     config_text: str | None) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """``(record, versions)``: key/value rows of the run's provenance and package versions.
 

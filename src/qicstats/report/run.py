@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -72,10 +73,11 @@ def _sec_diagnostics(ctx: dict[str, Any]) -> list[Block]:
     return blocks
 
 
-def _identification_blocks(fr: "FitResult") -> list[Block]:
+def _identification_blocks(fr: FitResult) -> list[Block]:
     """Is the effect told apart from the secular trend? The identification table, its
     warnings, the horizons the ATT averages and (a single series) the identifying
-    assumption."""
+    assumption.
+    """
     from qicstats.results.identification import STRONG_CORRELATION, WEAK_CONTRACTION
 
     blocks: list[Block] = [h3("Identification: is the effect told apart from the secular "
@@ -211,7 +213,7 @@ def _sec_data(ctx: dict[str, Any]) -> list[Block]:
     return blocks
 
 
-def _spc_figure(data: "PanelData") -> list[Block]:
+def _spc_figure(data: PanelData) -> list[Block]:
     sample = figs.sample_units(data, 12)
     chart = figs.SPC_CHART.get(data.family, ("run",))[0]
     return [h3("Control charts of a sample of units"),
@@ -352,7 +354,7 @@ def _sec_estimands(ctx: dict[str, Any]) -> list[Block]:
     return blocks
 
 
-def _effect_curve_blocks(fr: "FitResult", est: pd.DataFrame, per: int, ip: int
+def _effect_curve_blocks(fr: FitResult, est: pd.DataFrame, per: int, ip: int
                          ) -> list[Block]:
     """The effect by exposure time (figure and table) and by phase (table)."""
     blocks: list[Block] = []
@@ -765,8 +767,8 @@ def check_sections(sections: Sequence[str] | None, allowed: Sequence[str] = SECT
     return [s for s in allowed if s in chosen]
 
 
-def render_run_report(result: "FitResult", *, data: "PanelData | None" = None,
-                      indicators: "IndicatorMatrix | None" = None,
+def render_run_report(result: FitResult, *, data: PanelData | None = None,
+                      indicators: IndicatorMatrix | None = None,
                       baselines: pd.DataFrame | None = None, title: str | None = None,
                       sections: Sequence[str] | None = None,
                       provenance: dict[str, Any] | None = None,

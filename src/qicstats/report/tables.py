@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -71,7 +72,8 @@ def is_difference(estimand: str) -> bool:
 
 def rate_per(est: pd.DataFrame | None) -> int:
     """The multiplier that states rates per a readable exposure ("per 100,000") for this
-    estimands table (1: no scaling); see :func:`qicstats.results.fitresult.rate_multiplier`."""
+    estimands table (1: no scaling); see :func:`qicstats.results.fitresult.rate_multiplier`.
+    """
     from qicstats.results.fitresult import rate_multiplier
 
     return rate_multiplier(est) if isinstance(est, pd.DataFrame) else 1
@@ -81,7 +83,8 @@ def value_formatter(estimand: str, scale: str, per: int = 1):
     """Return ``(format(v) -> str, unit label)`` for one estimand on one scale.
 
     ``per`` (a power of ten, see :func:`rate_per`) states rates per that much exposure: the
-    value is multiplied by it and the unit is ``"per 100,000"``."""
+    value is multiplied by it and the unit is ``"per 100,000"``.
+    """
     diff = is_difference(estimand)
     if scale == "rate" and per and int(per) > 1:
         sign = "+" if diff else ""
@@ -273,7 +276,8 @@ _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{
 
 def latex_escape(text: str) -> str:
     """Escape LaTeX special characters in plain text (line breaks become spaces, control
-    characters are dropped), so a cell can never end the table or run a command."""
+    characters are dropped), so a cell can never end the table or run a command.
+    """
     text = "".join(" " if ch in "\r\n\t" else ch for ch in text
                    if ch in "\r\n\t" or ch.isprintable())
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
@@ -287,7 +291,8 @@ _MD_SPECIAL = {"\\": "\\\\", "|": "\\|", "`": "\\`", "*": "\\*", "_": "\\_",
 def md_escape(s: str) -> str:
     """Escape a table cell for Markdown: pipes, backslashes, emphasis, links and code
     marks; ``<``, ``>`` and ``&`` as HTML entities (Markdown passes raw HTML such as
-    ``<script>`` through); line breaks become spaces, control characters are dropped."""
+    ``<script>`` through); line breaks become spaces, control characters are dropped.
+    """
     s = "".join(" " if ch in "\r\n\t" else ch for ch in s if ch in "\r\n\t" or ch.isprintable())
     return "".join(_MD_SPECIAL.get(ch, ch) for ch in s)
 
@@ -316,7 +321,8 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 def latex_table(df: pd.DataFrame, *, caption: str | None = None, label: str | None = None) -> str:
     """A booktabs LaTeX tabular of ``df`` (pandas ``Styler.to_latex``; special characters
-    escaped, numeric columns right-aligned)."""
+    escaped, numeric columns right-aligned).
+    """
     shown = pd.DataFrame({latex_escape(str(c)): [latex_escape(_cell(v)) for v in df[c]]
                           for c in df.columns}, dtype=object)
     numeric = html_table(df).numeric
@@ -378,7 +384,7 @@ def estimands_latex(df: pd.DataFrame, *, caption: str | None = None,
     return latex_table(format_estimands(df), caption=caption, label=label)
 
 
-def write_tables(result: "FitResult", folder: str | Path) -> dict[str, Path]:
+def write_tables(result: FitResult, folder: str | Path) -> dict[str, Path]:
     """Write ``estimands.md`` and ``estimands.tex`` for ``result`` into ``folder``.
 
     Parameters

@@ -205,7 +205,8 @@ def compute_estimand_draws(qm: QICModel, idata: xr.DataTree, opts: EstimandOptio
 
 def att_horizons(qm: QICModel) -> set[int] | None:
     """The exposure times the ATT averages (``None``: every one), as :func:`estimand_rows`
-    selects them: 0..``identified_max`` when the design leaves later ones unidentified."""
+    selects them: 0..``identified_max`` when the design leaves later ones unidentified.
+    """
     im = qm.design.identified_max
     return None if im is None else set(range(int(im) + 1))
 
@@ -214,7 +215,8 @@ def estimand_rows(qm: QICModel) -> np.ndarray:
     """Which observed rows the ATT (and every estimand over "the post-join rows") averages:
     participating units' rows after joining, at exposure times identified by concurrent
     comparisons (all of them unless the design leaves some unidentified; see
-    :mod:`qicstats.models.structure`)."""
+    :mod:`qicstats.models.structure`).
+    """
     d = qm.design
     return (d.rows.D > 0) & d.in_estimand(d.rows.e)
 

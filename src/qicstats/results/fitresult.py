@@ -93,7 +93,8 @@ class FitResult:
 
         Weak identification of the effect against the secular trend
         (:meth:`identification`) is a warning, listed first with its remedy: a gate that
-        would pass warns."""
+        would pass warns.
+        """
         return self._diagnostics
 
     @cached_property
@@ -103,7 +104,8 @@ class FitResult:
     def identification(self) -> IdentificationReport:
         """Identification of the effect parameters against the secular trend: contraction
         from prior to posterior and the largest posterior correlation with the trend, with
-        warnings and remedies (:mod:`qicstats.results.identification`)."""
+        warnings and remedies (:mod:`qicstats.results.identification`).
+        """
         return self._identification
 
     @property
@@ -176,7 +178,8 @@ class FitResult:
         and by phase (``att_phase``), with ``exposure_time`` (``Int64``; ``<NA>`` off the
         exposure rows) and ``in_att`` (whether the ATT averages that row's unit-periods:
         always for the overall, collaborative and phase rows; for an exposure time, whether
-        it is identified, see :attr:`~qicstats.models.structure.Structure.horizons`)."""
+        it is identified, see :attr:`~qicstats.models.structure.Structure.horizons`).
+        """
         est = self.estimands()
         keep = (((est["estimand"] == "att") & est["scope"].isin(["overall", "collaborative"]))
                 | (est["estimand"] == "att_exposure") | (est["estimand"] == "att_phase"))
@@ -282,7 +285,8 @@ class FitResult:
 
     def ppc_summary(self) -> pd.DataFrame:
         """Share of observations outside their 90 % predictive interval, overall and by unit
-        type, with the expected 10 %."""
+        type, with the expected 10 %.
+        """
         r = self.residuals()
         part = {self.qmodel.design.unit_names[u] for u in
                 np.flatnonzero(self.qmodel.design.participating)}
@@ -295,7 +299,8 @@ class FitResult:
 
     def residual_signals(self) -> pd.DataFrame:
         """Anhøj runs rules on each unit's standardised residuals (special-cause variation
-        the model does not explain)."""
+        the model does not explain).
+        """
         from qicstats.spc import residual_signals
 
         r = self.residuals().dropna(subset=["residual"])
@@ -358,7 +363,7 @@ class FitResult:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, qmodel: QICModel) -> "FitResult":
+    def load(cls, path: str | Path, qmodel: QICModel) -> FitResult:
         """Read a saved posterior for ``qmodel``; refuses one fitted to other data or spec.
 
         Raises

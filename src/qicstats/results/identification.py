@@ -138,9 +138,10 @@ def _plain(v: Any) -> Any:
 # --------------------------------------------------------------------------------------
 # prior variances
 # --------------------------------------------------------------------------------------
-def prior_variance(pr: "Prior") -> float | None:
+def prior_variance(pr: Prior) -> float | None:
     """The variance of a prior on a parameter's value (``inf`` where it has none), or
-    ``None`` where there is no closed form here."""
+    ``None`` where there is no closed form here.
+    """
     if pr.on != "value":
         return None
     p = {k: float(v) for k, v in pr.params.items() if isinstance(v, (int, float))}
@@ -156,7 +157,7 @@ def prior_variance(pr: "Prior") -> float | None:
     return None
 
 
-def _second_moment(pr: "Prior") -> float | None:
+def _second_moment(pr: Prior) -> float | None:
     """``E[x**2]`` of a scale prior (the random walk's step variance), or ``None``."""
     p = {k: float(v) for k, v in pr.params.items() if isinstance(v, (int, float))}
     if pr.on == "variance":  # the distribution is on x**2: its mean
@@ -188,7 +189,7 @@ def _second_moment(pr: "Prior") -> float | None:
     return None
 
 
-def _curve_prior_variances(qm: "QICModel", horizons: list[int]) -> dict[int, float | None]:
+def _curve_prior_variances(qm: QICModel, horizons: list[int]) -> dict[int, float | None]:
     """Prior variance of ``effect_curve`` at each horizon (``None``: no closed form)."""
     pri = qm.priors
     start = pri.get("level_change")
@@ -223,7 +224,7 @@ def _curve_prior_variances(qm: "QICModel", horizons: list[int]) -> dict[int, flo
     return out
 
 
-def _sampled_prior_variances(qm: "QICModel", names: list[str]) -> dict[str, np.ndarray]:
+def _sampled_prior_variances(qm: QICModel, names: list[str]) -> dict[str, np.ndarray]:
     """Prior variances by prior draws (seeded) of the named variables."""
     import pymc as pm
     import pytensor
@@ -258,9 +259,10 @@ def _flat(post: Any, name: str) -> tuple[np.ndarray, list[str]]:
     return arr, labels
 
 
-def trend_draws(idata: "xr.DataTree") -> tuple[np.ndarray, list[str]]:
+def trend_draws(idata: xr.DataTree) -> tuple[np.ndarray, list[str]]:
     """Posterior draws ``(S, m)`` of the intercept and the secular-trend parameters (columns
-    whose draws are non-finite or constant are left out: they cannot trade off)."""
+    whose draws are non-finite or constant are left out: they cannot trade off).
+    """
     post = idata.posterior
     cols, labels = [], []
     for name in ("intercept",) + TREND_VARIABLES:
@@ -292,7 +294,7 @@ def _max_corr(x: np.ndarray, X: np.ndarray, labels: list[str]) -> tuple[float, f
 # --------------------------------------------------------------------------------------
 # the report
 # --------------------------------------------------------------------------------------
-def _effect_parameters(qm: "QICModel", post: Any) -> list[tuple[str, str, int | None, str, int]]:
+def _effect_parameters(qm: QICModel, post: Any) -> list[tuple[str, str, int | None, str, int]]:
     """``(label, term, exposure_time, variable, column)`` of the effect parameters."""
     out: list[tuple[str, str, int | None, str, int]] = []
     for name, term in (("level_change", "level"), ("slope_change", "slope")):
@@ -315,7 +317,7 @@ def _effect_parameters(qm: "QICModel", post: Any) -> list[tuple[str, str, int | 
     return out
 
 
-def _remedy(qm: "QICModel", term: str, low_contraction: bool) -> str:
+def _remedy(qm: QICModel, term: str, low_contraction: bool) -> str:
     st = qm.structure
     d = qm.design
     single = bool(st.single_series) if st is not None else False
@@ -340,7 +342,7 @@ def _remedy(qm: "QICModel", term: str, low_contraction: bool) -> str:
     return f"Remedy: {text}."
 
 
-def identification(qmodel: "QICModel", idata: "xr.DataTree") -> IdentificationReport:
+def identification(qmodel: QICModel, idata: xr.DataTree) -> IdentificationReport:
     """Prior-to-posterior contraction of each effect parameter and its largest posterior
     correlation with the secular trend, with warnings for weak identification.
 
@@ -427,7 +429,7 @@ def identification(qmodel: "QICModel", idata: "xr.DataTree") -> IdentificationRe
                                 assumption=_assumption(qmodel), horizons=_horizons(qmodel))
 
 
-def _reason(qm: "QICModel", label: str, term: str, contraction: float, corr: float,
+def _reason(qm: QICModel, label: str, term: str, contraction: float, corr: float,
             partner: str, low: bool) -> str:
     def num(v: float, signed: bool = False) -> str:
         if not math.isfinite(v):
@@ -448,7 +450,7 @@ def _reason(qm: "QICModel", label: str, term: str, contraction: float, corr: flo
             + _remedy(qm, term, low))
 
 
-def _assumption(qm: "QICModel") -> str:
+def _assumption(qm: QICModel) -> str:
     st = qm.structure
     if st is None or not st.single_series:
         return ""
@@ -459,7 +461,7 @@ def _assumption(qm: "QICModel") -> str:
     return text + (f" {why[0].upper()}{why[1:]}." if why else "")
 
 
-def _horizons(qm: "QICModel") -> str:
+def _horizons(qm: QICModel) -> str:
     st = qm.structure
     if st is None:
         return ""

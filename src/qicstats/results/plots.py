@@ -13,11 +13,11 @@ if TYPE_CHECKING:  # pragma: no cover
 OBS, FIT, CF = "#222222", "#2166ac", "#b2182b"
 
 
-def _pct(fr: "FitResult") -> float:
+def _pct(fr: FitResult) -> float:
     return 100.0 if fr.qmodel.design.family in ("binomial", "betabinomial") else 1.0
 
 
-def plot_trajectories(fr: "FitResult", axis: str = "period", scope: str = "overall") -> Figure:
+def plot_trajectories(fr: FitResult, axis: str = "period", scope: str = "overall") -> Figure:
     """Observed, fitted and counterfactual (no-intervention) trajectories with intervals."""
     df = fr.trajectories(axis=axis, scope=scope)
     groups = list(dict.fromkeys(df["group"]))
@@ -61,7 +61,7 @@ def plot_trajectories(fr: "FitResult", axis: str = "period", scope: str = "overa
     return fig
 
 
-def plot_units(fr: "FitResult") -> Figure:
+def plot_units(fr: FitResult) -> Figure:
     """Caterpillar plot of each unit's improvement beyond the trend."""
     est = fr.estimands("att", "unit").sort_values("mean")
     pdv = fr.positive_deviance().set_index("unit")
@@ -89,7 +89,7 @@ def plot_units(fr: "FitResult") -> Figure:
     return fig
 
 
-def plot_ppc(fr: "FitResult") -> Figure:
+def plot_ppc(fr: FitResult) -> Figure:
     """Observed outcome against its 90 % posterior predictive interval, per row (sorted)."""
     r = fr.residuals()
     d = fr.qmodel.design

@@ -367,7 +367,8 @@ def _codebook() -> dict[str, Any]:
 
 def _record(rng: np.random.Generator, v: int, K: int, acc: float) -> int:
     """What one coder records for the true level ``v`` of ``K`` (the core simulator's coder:
-    right with probability ``acc``, else a neighbouring level)."""
+    right with probability ``acc``, else a neighbouring level).
+    """
     from qicstats.simulate.core import _code
 
     return int(_code(rng, v, "ordinal", K, acc))

@@ -1,9 +1,11 @@
 """The bridge from fitted models to the practitioner's view: runs rules on residuals, and one
-small run/control chart per unit for reports. No dependency on the model code."""
+small run/control chart per unit for reports. No dependency on the model code.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

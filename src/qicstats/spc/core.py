@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np

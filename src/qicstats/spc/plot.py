@@ -130,7 +130,6 @@ def plot_qic(res: QicResult, ncol: int | None = None, figsize: tuple[float, floa
         dashed when the Anhøj rules signal non-random variation), limits as grey step lines,
         excluded points hollow and the end of a frozen baseline as a dotted vertical line.
     """
-
     d = res.data.reset_index(drop=True)
     xpos, cats = _x_positions(d)
     panels, nr, nc = _panels(d, list(res.facets), ncol)
