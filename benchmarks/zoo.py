@@ -1,4 +1,4 @@
-"""The design zoo benchmark: does the default ``init`` + ``run`` hold on designs it was not tuned to?
+"""Design zoo benchmark: does the default ``init`` + ``run`` hold on designs it was not tuned to?
 
 Usage::
 
@@ -264,8 +264,11 @@ def summary(records: list[dict[str, Any]]) -> str:
                         if r["seed"] in b and b[r["seed"]].get("ess_per_s")
                         and r.get("ess_per_s"))
         bv = [b[s].get("verdict") for s in sorted(b)]
-        med = (lambda xs: xs[len(xs) // 2] if len(xs) % 2 else
-               0.5 * (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) if xs else None)
+
+        def med(xs):
+            return (xs[len(xs) // 2] if len(xs) % 2 else
+                    0.5 * (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) if xs else None)
+
         lines.append(
             f"| {dsg} | {v.count('pass')}/{v.count('warn')}/{v.count('fail')}"
             + (f" ({len(v) - v.count('pass') - v.count('warn') - v.count('fail')} other)"

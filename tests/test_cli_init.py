@@ -76,7 +76,7 @@ def test_init_output_is_commented_key_by_key(demo_init):
         assert len(idx) == 1, prefix
         return lines[idx[0] - 1].lstrip().startswith("#")
 
-    for key, field in AnalysisConfig.model_fields.items():
+    for key in AnalysisConfig.model_fields:
         assert preceded_by_comment(f"{key}:"), key
         sub = S.AnalysisConfig.model_fields[key].annotation
         for model in (S.DataSection, S.IndicatorsSection, S.ModelSection, S.EstimandsSection,

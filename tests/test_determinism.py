@@ -12,7 +12,8 @@ from qicstats.testing import tiny_panel
 
 @pytest.mark.sampling
 def test_nutpie_draws_repeat_with_the_seed():
-    qm = build(tiny_panel("binomial", sites=False), ModelSpec(trend="linear", effect="slope", random={"slope": ("collaborative",)}))
+    qm = build(tiny_panel("binomial", sites=False),
+               ModelSpec(trend="linear", effect="slope", random={"slope": ("collaborative",)}))
     cfg = SamplerConfig(chains=2, draws=50, tune=50, seed=123, progress=False)
     a = fit(qm, cfg)
     b = fit(qm, cfg)
@@ -29,7 +30,8 @@ import hashlib, numpy as np
 from qicstats.inference import SamplerConfig, fit
 from qicstats.models import ModelSpec, build
 from qicstats.testing import tiny_panel
-qm = build(tiny_panel("binomial", sites=False), ModelSpec(trend="linear", effect="slope", random={"slope": ("collaborative",)}))
+qm = build(tiny_panel("binomial", sites=False),
+           ModelSpec(trend="linear", effect="slope", random={"slope": ("collaborative",)}))
 idata = fit(qm, SamplerConfig(chains=2, draws=50, tune=50, seed=123, progress=False))
 h = hashlib.sha256()
 for v in sorted(idata.posterior.data_vars):

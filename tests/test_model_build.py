@@ -314,8 +314,8 @@ def test_indicator_specific_prior_splits_the_coefficients() -> None:
     # decorrelated (the default): the same prior, as the block's implied covariance
     blk = build(data, ModelSpec(priors=priors, **SLOPE), im).intervention
     j = blk.names.index("ind_level_support")
-    assert block_prior_cov(build(data, ModelSpec(priors=priors, **SLOPE), im))[j, j] == pytest.approx(
-        0.25**2)
+    cov = block_prior_cov(build(data, ModelSpec(priors=priors, **SLOPE), im))
+    assert cov[j, j] == pytest.approx(0.25**2)
 
 
 def block_prior_cov(qm) -> np.ndarray:

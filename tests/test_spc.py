@@ -434,7 +434,8 @@ _MAP = {"n_obs": "n.obs", "n_useful": "n.useful", "longest_run": "longest.run",
 
 
 @needs_ref
-@pytest.mark.parametrize("case,facet", [(1, None), (2, "infection"), (3, ["hospital", "infection"])])
+@pytest.mark.parametrize("case,facet",
+                         [(1, None), (2, "infection"), (3, ["hospital", "infection"])])
 def test_matches_qicharts2_hai_fixtures(case, facet):
     hi = pd.read_csv(REF / "hospital_infections.csv")
     ref = pd.read_csv(REF / f"hai_{case}.csv")
@@ -487,8 +488,8 @@ def test_plot_marks_signals():
     fig = qic(_one(y), "x", "y", chart="c").plot()
     ax = fig.axes[0]
     red = "#F15854"
-    dashed_red = [ln for ln in ax.get_lines()
-                  if ln.get_linestyle() == "--" and matplotlib.colors.same_color(ln.get_color(), red)]
+    dashed_red = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"
+                  and matplotlib.colors.same_color(ln.get_color(), red)]
     assert len(dashed_red) == 1  # runs signal: centre line red and dashed
     red_dots = [ln for ln in ax.get_lines() if ln.get_linestyle() == "None"
                 and matplotlib.colors.same_color(ln.get_color(), red)]

@@ -1,4 +1,6 @@
-"""qicstats: did the sites of a quality improvement collaborative improve beyond the secular trend?"""
+"""qicstats: did the sites of a quality improvement collaborative improve beyond the secular
+trend?
+"""
 
 from __future__ import annotations
 

@@ -16,11 +16,11 @@ Severity = Literal["error", "warning"]
 
 
 def visible(text: str) -> str:
-    """``text`` with every invisible or control character shown as an escape.
+    r"""``text`` with every invisible or control character shown as an escape.
 
     Zero-width spaces, byte-order marks, bidirectional overrides, NUL and other control
     characters make two names that look the same differ; in a message they are shown as
-    ``\\u200b``, ``\\x00`` and so on (what :func:`repr` writes), so the reader can see them.
+    ``\u200b``, ``\x00`` and so on (what :func:`repr` writes), so the reader can see them.
     Newlines are kept. Printable text (including accented letters) is unchanged.
     """
     if text.isprintable():

@@ -361,9 +361,9 @@ def _check_complete(idata: Any, sc: SamplerConfig, stop: _Stop) -> None:
 
 
 # ---- the run ----------------------------------------------------------------------------
-def run(config: AnalysisConfig | str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None,
-        overwrite: bool = False, progress: Progress = _quiet, report: bool = True,
-        fast: bool = False) -> RunResult:
+def run(config: AnalysisConfig | str | os.PathLike[str], *,
+        out: str | os.PathLike[str] | None = None, overwrite: bool = False,
+        progress: Progress = _quiet, report: bool = True, fast: bool = False) -> RunResult:
     """Run an analysis end to end and write its run folder.
 
     Parameters
@@ -679,7 +679,8 @@ def coder_sensitivity(an: Analysis, *, progress: Progress = _quiet,
     frames = []
     for name in names:
         progress(f"sensitivity: refitting with coder {name}'s codes")
-        im = encode(an.codes, an.data, consensus=f"coder:{name}", indicators=an.config.indicators.use)
+        im = encode(an.codes, an.data, consensus=f"coder:{name}",
+                    indicators=an.config.indicators.use)
         qm = build(an.data, an.qmodel.spec, im)
         idata = fit(qm, sc, provenance={"preset": an.config.sampler.preset})
         _check_complete(idata, sc, stop or _Stop())

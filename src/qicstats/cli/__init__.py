@@ -18,6 +18,7 @@ Bad input never produces a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -133,10 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("qicstats: interrupted; nothing was written as complete", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `qicstats schema | head`: the reader left
-        try:
+        with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the final flush
-        except OSError:
-            pass
         return EXIT_OK
     except Exception as err:  # noqa: BLE001 - anything else is a bug: say so, exit 3
         return internal_error(err)

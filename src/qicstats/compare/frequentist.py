@@ -136,10 +136,8 @@ def frequentist_baselines(data: PanelData, *, interval_prob: float = 0.95) -> pd
 
     family = getattr(data, "family", "")
     for module in ("statsmodels.api", "linearmodels.panel"):  # keep imports out of `seconds`
-        try:
+        with contextlib.suppress(Exception):  # the method using it reports the failure
             importlib.import_module(module)
-        except Exception:  # noqa: BLE001 - the method using it reports the failure
-            pass
     rows: list[dict[str, Any]] = []
     for method, terms in METHODS.items():
         scale = _scale(method, family)
@@ -257,10 +255,7 @@ def agreement_sentence(bayes_estimate: float, bayes_lower: float, bayes_upper: f
     if apart:
         clauses.append(f"{_and_list(apart)} {_verb(apart, 'lies', 'lie')} outside it and "
                        f"{_verb(apart, 'its interval does', 'their intervals do')} not overlap it")
-    if len(clauses) == 1:
-        body = clauses[0]
-    else:
-        body = ", ".join(clauses[:-1]) + ", while " + clauses[-1]
+    body = clauses[0] if len(clauses) == 1 else ", ".join(clauses[:-1]) + ", while " + clauses[-1]
     return f"{head}; {body}."
 
 

@@ -331,8 +331,8 @@ class ModelSection(_Section):
     effect: EffectName = Field(
         default="auto",
         description="The effect's shape over time since joining: auto (curve when post-join "
-        "rows have concurrent comparisons, slope for a single series) | curve (one effect per period "
-        "since joining, partially pooled as a random walk: it may ramp up, plateau or fade; "
+        "rows have concurrent comparisons, slope for a single series) | curve (one effect per "
+        "period since joining, partially pooled as a random walk: it may ramp up, plateau or fade; "
         "the ATT averages it) | step (one level change) | slope (a level change plus a "
         "linear change per period since joining: segmented regression). Exposure times "
         "without a concurrent comparison are pooled and left out of the ATT.")

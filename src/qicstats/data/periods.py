@@ -96,9 +96,7 @@ def _is_missing(v: object) -> bool:
         return True
     if isinstance(v, np.floating) and np.isnan(v):
         return True
-    if isinstance(v, np.datetime64) and np.isnat(v):
-        return True
-    return False
+    return bool(isinstance(v, np.datetime64) and np.isnat(v))
 
 
 def _parse_one(v: object) -> tuple[str | None, float]:

@@ -16,8 +16,9 @@ Rule ids (errors)
 ``not_constant_within_unit``, ``groups_not_nested``, ``unit_not_in_units_table``,
 ``period_freq_mismatch``, ``unparseable_join_period``, ``unparseable_end_period``,
 ``end_before_join``, ``missing_join_period``, ``comparison_with_join_period``,
-``missing_covariate``, ``covariate_not_numeric``, ``not_identified``, ``single_series`` (a warning); ``unknown_column_role``
-and ``unknown_period_freq`` raise :class:`~qicstats.errors.ConfigError`.
+``missing_covariate``, ``covariate_not_numeric``, ``not_identified``, ``single_series`` (a
+warning); ``unknown_column_role`` and ``unknown_period_freq`` raise
+:class:`~qicstats.errors.ConfigError`.
 
 Rule ids (warnings)
 -------------------
@@ -813,7 +814,7 @@ class _Validator:
                     "give a units table (--units / units=) with columns unit, collaborative "
                     "(empty for comparison units) and join_period, or put these columns on the "
                     "panel", last.severity)
-        for lg, a in missing_cols:
+        for lg, _a in missing_cols:
             unit_cols.pop(lg)
 
         # values per unit from the panel (must be constant within unit)
@@ -952,7 +953,6 @@ class _Validator:
         join_raw = col("join_period")
         end_raw = col("end_period")
         join_given = np.array([v is not None for v in join_raw], dtype=bool)
-        end_given = np.array([v is not None for v in end_raw], dtype=bool)
 
         # collaborative / participation
         if has_collab:
@@ -1092,7 +1092,6 @@ class _Validator:
                      unames: list[str], t_ord: np.ndarray, row_ok: np.ndarray,
                      out_cols: dict[str, np.ndarray], unit_info: dict[str, Any] | None,
                      grid: PeriodGrid | None) -> tuple[pd.DataFrame | None, list[str]]:
-        pc, cm = self.pc, self.cmap
         if family is None or grid is None or unit_info is None:
             return None, []
         pdf = pt.df

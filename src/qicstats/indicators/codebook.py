@@ -254,9 +254,11 @@ class Codebook:
     path: str | None = field(default=None, compare=False)
 
     def __contains__(self, name: object) -> bool:
+        """Whether ``name`` is the name of one of the codebook's indicators."""
         return name in self.indicators
 
     def __getitem__(self, name: str) -> IndicatorSpec:
+        """The indicator named ``name`` (``KeyError`` if the codebook has none)."""
         return self.indicators[name]
 
     @property
@@ -265,10 +267,10 @@ class Codebook:
         return list(self.indicators)
 
     def by_column(self) -> dict[str, str]:
-        """Export column/code name (see :func:`column_key`) -> indicator name.
+        r"""Export column/code name (see :func:`column_key`) -> indicator name.
 
         Each indicator is found under its ``source`` (or name), its name, and the last
-        component of a hierarchical source (``Parent\\Child`` -> ``Child``).
+        component of a hierarchical source (``Parent\Child`` -> ``Child``).
         """
         out: dict[str, str] = {}
         for spec in self.indicators.values():

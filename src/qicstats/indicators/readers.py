@@ -217,10 +217,10 @@ def _mapping(mapping: Mapping[str, str] | PathLike | None) -> dict[str, str]:
 
 
 def map_case(name: str, mapping: Mapping[str, str]) -> str:
-    """The unit a case name stands for.
+    r"""The unit a case name stands for.
 
     Looks the stripped name up in ``mapping``, then its last hierarchy component (NVivo and
-    MAXQDA write ``Cases\\Site A\\Ward 1``), then case-insensitively; unmapped names are
+    MAXQDA write ``Cases\Site A\Ward 1``), then case-insensitively; unmapped names are
     returned unchanged (they may be unit names already).
     """
     name = str(name).strip()
@@ -488,13 +488,13 @@ def read_coding_matrix(path: PathLike, codebook: Codebook | PathLike | Mapping[s
                        mapping: Mapping[str, str] | PathLike | None = None,
                        wave: str | None = None, coder: str | None = None,
                        sheet: str | int | None = None) -> pd.DataFrame:
-    """Read a cases x codes matrix of coded-reference counts (MAXQDA / NVivo matrix export).
+    r"""Read a cases x codes matrix of coded-reference counts (MAXQDA / NVivo matrix export).
 
     Rows are cases (first column: the case name), columns are codes. A matrix exported the
     other way round (codes in rows, as MAXQDA's Code Matrix Browser does) is detected and
     transposed. Rows and columns named ``Total`` / ``Sum`` / ``Σ`` are not codes. Code names
     match an indicator's ``source`` (or name), ignoring case and spaces, and else by their last
-    hierarchy component (``Parent\\Child``). Empty cells count 0.
+    hierarchy component (``Parent\Child``). Empty cells count 0.
 
     Each matched code becomes, per case:
 

@@ -78,6 +78,7 @@ class SamplerConfig:
     fastmath: bool = False
 
     def __post_init__(self) -> None:
+        """Check the settings: raise :class:`~qicstats.errors.QicstatsError` on an invalid one."""
         if self.backend not in BACKENDS:
             raise QicstatsError(f"sampler backend must be one of {BACKENDS}, got '{self.backend}'")
         if self.chains < 1 or self.draws < 1 or self.tune < 0:
@@ -118,7 +119,8 @@ def _check_backend(backend: str) -> None:
     if missing:
         extra = " (pip install 'qicstats[jax]')" if backend == "numpyro" else ""
         raise MissingDependencyError(
-            f"sampler backend '{backend}' needs {', '.join(missing)}, which is not installed{extra}")
+            f"sampler backend '{backend}' needs {', '.join(missing)}, which is not "
+            f"installed{extra}")
 
 
 def fit(qmodel: QICModel, sampler: SamplerConfig | None = None, *,
@@ -169,7 +171,8 @@ def fit(qmodel: QICModel, sampler: SamplerConfig | None = None, *,
         "qicstats_sampling_seconds": float(seconds),
     }
     for k, v in (provenance or {}).items():
-        attrs[f"qicstats_{k}"] = v if isinstance(v, (str, int, float)) else json.dumps(v, default=str)
+        attrs[f"qicstats_{k}"] = (v if isinstance(v, (str, int, float))
+                                  else json.dumps(v, default=str))
     idata.attrs.update(attrs)
     return idata
 

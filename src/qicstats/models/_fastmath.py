@@ -189,8 +189,8 @@ def lgamma_digamma_array(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pra
 
 
 @numba.njit(fastmath=FLAGS, error_model="numpy")
-def binomial_logit_kernel(eta: np.ndarray, y: np.ndarray, n: np.ndarray,
-                          log_choose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+def binomial_logit_kernel(eta: np.ndarray, y: np.ndarray, n: np.ndarray, log_choose: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
     """Row log densities of ``Binomial(y | n, logit^-1(eta))`` and their ``eta``
     derivatives ``y - n * sigmoid(eta)``.
     """

@@ -356,7 +356,8 @@ def build(data: PanelData, spec: ModelSpec | None = None,
     b = _Builder(data, spec, d, st)
     prior = b.prior
 
-    coords: dict[str, Any] = {"period": list(d.period_labels), "obs": np.arange(int(d.regular.sum()))}
+    coords: dict[str, Any] = {"period": list(d.period_labels),
+                              "obs": np.arange(int(d.regular.sum()))}
     for lv, g in d.base_groups.items():
         coords[lv] = list(g.names)
     for lv, g in d.change_groups.items():

@@ -2,7 +2,8 @@
 
 Everything here is plain numpy computed once from a :class:`~qicstats.data.panel.PanelData`
 (and an optional :class:`~qicstats.indicators.matrix.IndicatorMatrix`). The same arrays feed
-the PyMC graph and the draw-based estimands, through :func:`qicstats.models.linpred.linear_predictor`.
+the PyMC graph and the draw-based estimands, through
+:func:`qicstats.models.linpred.linear_predictor`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Rows:
     P: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        """Without ``P``, no row is in the sustainability phase (zeros)."""
         if self.P is None:
             object.__setattr__(self, "P", np.zeros(len(self.unit)))
 
@@ -141,7 +143,8 @@ class Design:
     unit_covariates: np.ndarray           # (N, P) standardised, for queries at unobserved periods
     indicators: tuple[EncodedIndicator, ...] = ()
     cells: pd.DataFrame | None = None
-    cell_of: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # (k, unit) -> cell id per t
+    # (k, unit) -> cell id per t
+    cell_of: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     cell_info: pd.DataFrame | None = None  # per cell id: indicator k, unit, status, value, probs
     n_latent: dict[int, int] = field(default_factory=dict)  # continuous k -> number of latent cells
     latent_cont: dict[int, np.ndarray] = field(default_factory=dict)  # k -> cell ids (latent order)
@@ -250,7 +253,8 @@ class Design:
         D, e = self.intervention(unit, t)
         Z, Zlat = self.codes_at(unit, t)
         if X is None:
-            X = self.unit_covariates[unit] if self.unit_covariates.size else np.zeros((len(unit), 0))
+            X = (self.unit_covariates[unit] if self.unit_covariates.size
+                 else np.zeros((len(unit), 0)))
         return Rows(unit, t, D, e, Z, Zlat, X, self.phase(unit, t))
 
     def expand(self, rows: Rows) -> tuple[Rows, np.ndarray, np.ndarray]:
@@ -574,6 +578,7 @@ def _build_mixture(d: Design) -> Mixture | None:
     for um, n in enumerate(n_combos):
         pad[um * C: um * C + n] = False
     return Mixture(units=units, C=C, n_combos=n_combos, combos=combos_all,
-                   prior_uc=np.array(entries_uc, dtype=int), prior_ind=np.array(entries_k, dtype=int),
+                   prior_uc=np.array(entries_uc, dtype=int),
+                   prior_ind=np.array(entries_k, dtype=int),
                    prior_level=np.array(entries_l, dtype=int),
                    prior_const=np.array(entries_c, dtype=float), pad_mask=pad)

@@ -198,11 +198,19 @@ def parent_sum(p: dict[str, Any], prefix: str, lv: str, groups: dict[str, Any],
 
 
 def sd_name(name: str) -> str:
+    """The name of the spread (sd) parameter of the random effects named ``name``."""
     # u_site -> sd_u_site; v_level_site -> sd_level_site; w_trend_unit -> sd_trend_unit
     return "sd_u_" + name[2:] if name.startswith("u_") else "sd_" + name.split("_", 1)[1]
 
 
 def indicator_coefs(name: str, ind_names: list[str], prior: Any, dim: str) -> Any:
+    """Coefficients ``name`` over ``dim``, one per indicator of ``ind_names``.
+
+    ``prior`` maps a parameter name to its :class:`~qicstats.models.priors.Prior`
+    (``{name}_{indicator}``). When every indicator has the same prior the coefficients are one
+    vector variable; otherwise each is its own variable and ``name`` their stacked
+    deterministic.
+    """
     priors = [prior(f"{name}_{n}") for n in ind_names]
     if all(pr == priors[0] for pr in priors):
         return priors[0].create(name, dims=dim)
@@ -210,11 +218,20 @@ def indicator_coefs(name: str, ind_names: list[str], prior: Any, dim: str) -> An
     return pm.Deterministic(name, pt.stack(parts), dims=dim)
 
 
-def correlated_changes(lv: str, n: int, sd_level: Prior, sd_slope: Prior, dim: str) -> tuple[Any, Any]:
+def correlated_changes(lv: str, n: int, sd_level: Prior, sd_slope: Prior,
+                       dim: str) -> tuple[Any, Any]:
+    """Correlated level- and slope-change effects of the ``n`` groups of level ``lv``.
+
+    Non-centred, with an LKJ(2) Cholesky prior on their correlation and the HalfNormal
+    ``sd_level`` and ``sd_slope`` on their sds (recorded as ``sd_level_{lv}``,
+    ``sd_slope_{lv}`` and ``corr_level_slope_{lv}``). Returns ``(v_level_{lv},
+    v_slope_{lv})``; raises :class:`~qicstats.errors.ModelSpecError` if either scale prior is
+    not HalfNormal.
+    """
     if sd_level.dist != "HalfNormal" or sd_slope.dist != "HalfNormal":
         raise ModelSpecError("correlated level/slope effects need HalfNormal scale priors")
-    sd_dist = pm.HalfNormal.dist(sigma=np.array([sd_level.params["sigma"], sd_slope.params["sigma"]]),
-                                 shape=2)
+    sd_dist = pm.HalfNormal.dist(
+        sigma=np.array([sd_level.params["sigma"], sd_slope.params["sigma"]]), shape=2)
     chol, corr, sds = pm.LKJCholeskyCov(f"chol_{lv}", n=2, eta=2.0, sd_dist=sd_dist,
                                         compute_corr=True)
     pm.Deterministic(f"sd_level_{lv}", sds[0])
@@ -227,6 +244,12 @@ def correlated_changes(lv: str, n: int, sd_level: Prior, sd_slope: Prior, dim: s
 
 
 def ar1(d: Design, rho_prior: Prior, sd_prior: Prior) -> Any:
+    """Stationary AR(1) residuals per unit and period, ``ar_eps`` (units x periods).
+
+    ``ar_rho`` (the autocorrelation) and ``ar_sd`` (the innovation sd) take the given priors;
+    the first period is drawn from the stationary distribution (sd ``ar_sd / sqrt(1 -
+    ar_rho^2)``), and the residuals are built non-centred from standard normals ``ar_z``.
+    """
     T, N = d.T, d.n_units
     rho = rho_prior.create("ar_rho")
     sd = sd_prior.create("ar_sd")

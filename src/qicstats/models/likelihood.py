@@ -55,6 +55,7 @@ class BinomialLogit(Op):
     __props__ = ()
 
     def make_node(self, eta: Any, y: Any, n: Any, log_choose: Any) -> Apply:
+        """The Op applied to float64 vectors; ``TypeError`` if an input is not a vector."""
         ins = [pt.as_tensor_variable(v, dtype="float64") for v in (eta, y, n, log_choose)]
         for v in ins:
             if v.type.ndim != 1:
@@ -64,18 +65,25 @@ class BinomialLogit(Op):
 
     def perform(self, node: Apply, inputs: list[np.ndarray], output_storage: list[list[Any]]
                 ) -> None:
+        """Compute both outputs with NumPy (:func:`binomial_logit_terms`)."""
         logp, d = binomial_logit_terms(*inputs)
         output_storage[0][0] = logp
         output_storage[1][0] = d
 
     def infer_shape(self, node: Apply, shapes: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Both outputs have ``eta``'s shape."""
         return [shapes[0], shapes[0]]
 
     def connection_pattern(self, node: Apply) -> list[list[bool]]:
+        """Only ``eta`` is connected to the outputs."""
         return [[True, True], [False, False], [False, False], [False, False]]
 
     def pullback(self, inputs: list[Any], outputs: list[Any], output_grads: list[Any]
                  ) -> list[Any]:
+        """Gradient in ``eta``: the incoming gradient of ``logp`` times the stored derivative.
+
+        Gradients through the derivative output (second derivatives) are undefined.
+        """
         g_logp, g_d = output_grads
         if not isinstance(g_d.type, DisconnectedType):
             return [grad_undefined(self, 0, inputs[0],
@@ -123,6 +131,9 @@ class BetaBinomialLogit(Op):
     __props__ = ()
 
     def make_node(self, eta: Any, phi: Any, y: Any, n: Any, log_choose: Any) -> Apply:
+        """The Op applied to float64 inputs; ``TypeError`` unless ``phi`` is a scalar and the
+        others vectors.
+        """
         ins = [pt.as_tensor_variable(v, dtype="float64") for v in (eta, phi, y, n, log_choose)]
         if ins[1].type.ndim != 0:
             raise TypeError("BetaBinomialLogit takes a scalar phi")
@@ -134,18 +145,26 @@ class BetaBinomialLogit(Op):
 
     def perform(self, node: Apply, inputs: list[np.ndarray], output_storage: list[list[Any]]
                 ) -> None:
+        """Compute the three outputs with NumPy and SciPy (:func:`betabinomial_logit_terms`)."""
         eta, phi, y, n, lc = inputs
         for k, v in enumerate(betabinomial_logit_terms(eta, float(phi), y, n, lc)):
             output_storage[k][0] = np.asarray(v, dtype="float64")
 
     def infer_shape(self, node: Apply, shapes: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The three outputs have ``eta``'s shape."""
         return [shapes[0], shapes[0], shapes[0]]
 
     def connection_pattern(self, node: Apply) -> list[list[bool]]:
+        """Only ``eta`` and ``phi`` are connected to the outputs."""
         return [[True, True, True], [True, True, True], *[[False, False, False]] * 3]
 
     def pullback(self, inputs: list[Any], outputs: list[Any], output_grads: list[Any]
                  ) -> list[Any]:
+        """Gradients in ``eta`` and ``phi``: the incoming gradient of ``logp`` times the stored
+        derivatives (summed over rows for the scalar ``phi``).
+
+        Gradients through the derivative outputs (second derivatives) are undefined.
+        """
         g_logp, g_deta, g_dphi = output_grads
         rest = [DisconnectedType()() for _ in inputs[2:]]
         if not (isinstance(g_deta.type, DisconnectedType)

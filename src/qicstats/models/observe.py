@@ -26,6 +26,11 @@ from qicstats.models.linpred import linear_predictor
 
 
 def family_params(d: Design, prior: Any) -> dict[str, Any]:
+    """The outcome family's own parameter, by name: ``phi`` (beta-binomial), ``alpha``
+    (negative binomial) or ``sigma`` (Gaussian without known standard errors); none otherwise.
+
+    ``prior`` maps a parameter name to its :class:`~qicstats.models.priors.Prior`.
+    """
     fam = d.family
     if fam == "betabinomial":
         return {"phi": prior("phi").create("phi")}
@@ -49,7 +54,8 @@ def family_dist(d: Design, eta: Any, idx: np.ndarray, extra: dict[str, Any]) -> 
     if fam == "poisson":
         return pm.Poisson.dist(mu=pt.exp(eta + y["log_exposure"][idx]))
     if fam == "negbinomial":
-        return pm.NegativeBinomial.dist(mu=pt.exp(eta + y["log_exposure"][idx]), alpha=extra["alpha"])
+        return pm.NegativeBinomial.dist(mu=pt.exp(eta + y["log_exposure"][idx]),
+                                        alpha=extra["alpha"])
     sigma = _gauss_sigma(d, idx, extra)
     return pm.Normal.dist(mu=eta, sigma=sigma)
 

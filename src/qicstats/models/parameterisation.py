@@ -105,7 +105,8 @@ def pilot(d: Design) -> Pilot:
 
     The fit is ``y~_it = a_i + f_t + D_it (c_h + b_i)`` by weighted alternating least
     squares (``c_h`` per exposure time, slightly shrunk; ``b_i``, centred, for participating
-    units with rows before and after joining), on the link-scale values of the rows; spreads are ``max(0, var(estimates) - mean(sampling variance))``.
+    units with rows before and after joining), on the link-scale values of the rows; spreads
+    are ``max(0, var(estimates) - mean(sampling variance))``.
     """
     rows = d.rows
     if rows.n < 3:

@@ -80,7 +80,8 @@ _POSITIVE = {"HalfNormal", "HalfCauchy", "HalfStudentT", "Exponential", "Gamma",
 
 @dataclass(frozen=True)
 class Prior:
-    """A prior distribution by name and parameters (e.g. ``Prior("Normal", {"mu": 0, "sigma": 1})``).
+    """A prior distribution by name and parameters
+    (e.g. ``Prior("Normal", {"mu": 0, "sigma": 1})``).
 
     Parameters
     ----------
@@ -99,13 +100,19 @@ class Prior:
     on: str = "value"
 
     def __post_init__(self) -> None:
+        """Check the distribution, its parameter names and ``on``.
+
+        Raises :class:`~qicstats.errors.ModelSpecError` on an unknown distribution, a parameter
+        it does not take, or an unknown ``on``.
+        """
         if self.dist not in ALLOWED_PARAMS:
             raise ModelSpecError(
                 f"unknown prior distribution '{self.dist}'; allowed: {sorted(ALLOWED_PARAMS)}")
         bad = set(self.params) - set(ALLOWED_PARAMS[self.dist])
         if bad:
             raise ModelSpecError(
-                f"prior {self.dist} does not take {sorted(bad)}; it takes {list(ALLOWED_PARAMS[self.dist])}")
+                f"prior {self.dist} does not take {sorted(bad)}; it takes "
+                f"{list(ALLOWED_PARAMS[self.dist])}")
         if self.on not in PRIOR_ON:
             raise ModelSpecError("prior 'on' must be 'value', 'variance' or 'inverse_sqrt'")
 

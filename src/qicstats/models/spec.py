@@ -118,6 +118,11 @@ class ModelSpec:
     spread_min_groups: int = 5
 
     def __post_init__(self) -> None:
+        """Check the settings that need no data.
+
+        Raises :class:`~qicstats.errors.ModelSpecError` on an invalid one (levels are checked
+        against the data by :meth:`levels_for`).
+        """
         if not isinstance(self.spread_min_groups, int) or self.spread_min_groups < 2:
             raise ModelSpecError(f"spread_min_groups must be an integer >= 2, got "
                                  f"{self.spread_min_groups!r}")

@@ -18,10 +18,10 @@ effect's shape: in a stepped wedge in which every unit eventually joins, horizon
 last cohort's start have no concurrent comparison). :attr:`Structure.identified_max` is the
 largest ``h`` such that every horizon ``0..h`` has concurrent comparisons; the ATT averages
 the identified horizons (the exposure-time curve goes on past them as a random walk, so their
-rows inform the identified effects as little as possible). With a parametric trend (none, linear, with
-or without seasonality) the trend is extrapolated and every observed horizon is identified
-by that assumption; a **single series** (no post-join row has a concurrent comparison)
-needs one.
+rows inform the identified effects as little as possible). With a parametric trend (none,
+linear, with or without seasonality) the trend is extrapolated and every observed horizon is
+identified by that assumption; a **single series** (no post-join row has a concurrent
+comparison) needs one.
 """
 
 from __future__ import annotations

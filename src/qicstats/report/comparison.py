@@ -315,7 +315,6 @@ def render_comparison_report(runs: Sequence[RunView], *, title: str | None = Non
         banners.append({"name": r.name, "banner": b, "headline": h})
         verdicts.append(dg.verdict)
     worst = "fail" if "fail" in verdicts else ("warn" if "warn" in verdicts else "pass")
-    not_ok = [r.name for r, v in zip(runs, verdicts) if v != "pass"]
     overall = {
         "verdict": worst,
         "title": {"pass": "Every run passed its diagnostics",

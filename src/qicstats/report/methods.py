@@ -5,6 +5,7 @@ provenance record.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from typing import TYPE_CHECKING, Any
@@ -394,10 +395,8 @@ def provenance_rows(result: FitResult, provenance: dict[str, Any] | None,
 
     sampler = prov.get("sampler", attrs.get("qicstats_sampler"))
     if isinstance(sampler, str):
-        try:
+        with contextlib.suppress(ValueError):
             sampler = json.loads(sampler)
-        except ValueError:
-            pass
     if isinstance(sampler, dict):
         sampler = ", ".join(f"{k}={v}" for k, v in sorted(sampler.items()))
     seconds = prov.get("sampling_seconds", attrs.get("qicstats_sampling_seconds"))

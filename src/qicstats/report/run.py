@@ -8,6 +8,7 @@ failing, and a section that cannot be drawn shows why while the rest of the repo
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import math
 from collections.abc import Callable, Sequence
@@ -831,10 +832,8 @@ def render_run_report(result: FitResult, *, data: PanelData | None = None,
                                              f"({type(exc).__name__}: {exc}).", "items": []}
     body = [_build_section(name, ctx) for name in chosen]
     if data is not None and "panel_data_hash" not in prov:
-        try:
+        with contextlib.suppress(Exception):  # provenance detail only
             prov["panel_data_hash"] = data.data_hash()
-        except Exception:  # noqa: BLE001 - provenance detail only
-            pass
     record, versions = meth.provenance_rows(result, prov, config_text)
     page_title = title if title is not None else f"qicstats report: {result.name}"
     fam = result.qmodel.family

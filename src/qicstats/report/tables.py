@@ -229,6 +229,7 @@ class Table:
         return [c == "num" for c in self.classes]
 
     def __len__(self) -> int:
+        """Number of rows."""
         return len(self.rows)
 
 
@@ -363,7 +364,7 @@ def estimands_markdown(df: pd.DataFrame) -> str:
 
 def estimands_latex(df: pd.DataFrame, *, caption: str | None = None,
                     label: str | None = None) -> str:
-    """The estimands table as a LaTeX ``tabular`` (booktabs rules: ``\\usepackage{booktabs}``).
+    r"""The estimands table as a LaTeX ``tabular`` (booktabs rules: ``\usepackage{booktabs}``).
 
     Parameters
     ----------

@@ -194,9 +194,8 @@ def _undefined(ds: Any, post: Any) -> list[str]:
         vals = np.atleast_1d(np.asarray(ds[v].values, dtype=float)).ravel()
         draws = np.asarray(post[v].values, dtype=float)
         varies = (draws.reshape(draws.shape[0] * draws.shape[1], -1).std(axis=0) > 0)
-        if vals.size == varies.size and np.any(~np.isfinite(vals) & varies):
-            out.append(v)
-        elif vals.size != varies.size and not np.isfinite(vals).all():
+        if ((vals.size == varies.size and np.any(~np.isfinite(vals) & varies))
+                or (vals.size != varies.size and not np.isfinite(vals).all())):
             out.append(v)
     return out
 
@@ -267,7 +266,7 @@ def compute_diagnostics(idata: xr.DataTree, var_names: list[str], *,
     hits = int(np.asarray(ss[depth_key].values).sum()) if depth_key else 0
     try:
         bf = az.bfmi(idata)
-        bfv = bf["energy"] if "energy" in bf else bf
+        bfv = bf["energy"] if "energy" in bf else bf  # noqa: SIM401 - an array has no .get
         min_bfmi = float(np.min(np.asarray(bfv.values if hasattr(bfv, "values") else bfv)))
     except Exception:  # energy not recorded by every backend
         min_bfmi = float("nan")

@@ -399,6 +399,7 @@ class FitResult:
                 f"{est.to_html(index=False, float_format=lambda v: f'{v:.4g}')}</div>")
 
     def __repr__(self) -> str:
+        """One line: the fit's name, family and diagnostics verdict."""
         return f"<FitResult {self.name!r}: family={self.qmodel.family}, verdict={self.verdict}>"
 
 
@@ -492,7 +493,7 @@ def _trajectories(qm: QICModel, idata: xr.DataTree, prob: float) -> pd.DataFrame
             cf_acc[j].append((cf @ M) / tot)
     lo, hi = (1 - prob) / 2, 1 - (1 - prob) / 2
     recs = []
-    for j, (scope, grp, axis, keys, M, tot, obs, n_units) in enumerate(groups):
+    for j, (scope, grp, axis, keys, _M, _tot, obs, n_units) in enumerate(groups):
         F = np.concatenate(fit_acc[j])
         C = np.concatenate(cf_acc[j])
         for i, k in enumerate(keys):

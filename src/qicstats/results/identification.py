@@ -363,7 +363,7 @@ def identification(qmodel: QICModel, idata: xr.DataTree) -> IdentificationReport
     X, xlab = trend_draws(idata)
     # prior variances: analytic where the prior has a closed form
     pv: dict[str, float | None] = {}
-    for label, term, h, var, j in params:
+    for label, term, _h, var, _j in params:
         if term == "curve":
             continue
         pr = qmodel.priors.get(var)

@@ -83,7 +83,8 @@ def plot_units(fr: FitResult) -> Figure:
     ax.axvline(0, color="#888888", lw=0.8, ls=":")
     ax.set_yticks(y, [f"{u}  ({p:.0%})" for u, p in zip(est["group"], est["prob_improved"])],
                   fontsize=6)
-    ax.set_xlabel("improvement beyond the secular trend" + (" (percentage points)" if k == 100 else ""))
+    ax.set_xlabel("improvement beyond the secular trend"
+                  + (" (percentage points)" if k == 100 else ""))
     ax.set_title("Units: improvement, P(improved); green/red = beats/falls short of its "
                  "collaborative", fontsize=8)
     return fig

@@ -433,13 +433,13 @@ def _check_indicators(cfg: dict[str, Any], col: ProblemCollector,
                     "month offsets >= 0", column="indicators", count=1, examples=[repr(waves)],
                     hint="e.g. waves: [0, 12]")
         probs = spec.get("level_probs")
-        if typ != "continuous" and probs is not None and isinstance(levels, list):
-            if not isinstance(probs, list) or len(probs) != len(levels) or not all(
-                    _is_num(p) and p >= 0 for p in probs) or not math.isclose(sum(probs), 1.0,
-                                                                          abs_tol=1e-6):
-                col.add("bad_indicator", f"indicator {name!r}: level_probs must be "
-                        f"{len(levels)} probabilities summing to 1", column="indicators",
-                        count=1, examples=[repr(probs)], hint="e.g. level_probs: [0.3, 0.7]")
+        if (typ != "continuous" and probs is not None and isinstance(levels, list)
+                and (not isinstance(probs, list) or len(probs) != len(levels)
+                     or not all(_is_num(p) and p >= 0 for p in probs)
+                     or not math.isclose(sum(probs), 1.0, abs_tol=1e-6))):
+            col.add("bad_indicator", f"indicator {name!r}: level_probs must be "
+                    f"{len(levels)} probabilities summing to 1", column="indicators",
+                    count=1, examples=[repr(probs)], hint="e.g. level_probs: [0.3, 0.7]")
         cp = spec.get("change_prob", 0.0)
         if not (_is_num(cp) and 0 <= cp <= 1):
             col.add("bad_indicator", f"indicator {name!r}: change_prob must be in [0, 1]",

@@ -71,9 +71,9 @@ class ZooDesign:
     peak, half-life ``fade`` periods after it down to ``floor`` of the peak; ``v`` normal with
     sds ``effect_sd_collab`` and ``effect_sd_unit`` (relative spreads; ``c`` keeps the
     multiplier's mean at 1); the moderators add ``coordinator_effect`` (coordinator active)
-    and ``management_effect`` times the monotonic level of management support (0, 0.6, 1). Noise per unit-period: logit- or log-normal
-    with sd ``row_sd`` (binomial, counts), Student-t residuals with ``noise_df`` and sd
-    ``sigma`` (Gaussian).
+    and ``management_effect`` times the monotonic level of management support (0, 0.6, 1).
+    Noise per unit-period: logit- or log-normal with sd ``row_sd`` (binomial, counts),
+    Student-t residuals with ``noise_df`` and sd ``sigma`` (Gaussian).
     """
 
     name: str

@@ -38,7 +38,8 @@ _INT_STATS = ("longest_run", "longest_run_max", "n_crossings", "n_crossings_min"
 _NONNEG_INPUT = frozenset({"t", "g", "c", "u", "p", "pp", "up"})
 
 
-def _config_error(rule: str, message: str, hint: str = "", column: str | None = None) -> ConfigError:
+def _config_error(rule: str, message: str, hint: str = "",
+                  column: str | None = None) -> ConfigError:
     return ConfigError([Problem(rule, message, column=column, hint=hint)])
 
 
@@ -49,7 +50,8 @@ def _is_position(v: Any) -> bool:
 def _as_list(v: Any) -> list[Any]:
     if v is None:
         return []
-    if isinstance(v, (str, bytes)) or not isinstance(v, Sequence | np.ndarray | pd.Index | pd.Series):
+    if isinstance(v, (str, bytes)) or not isinstance(
+            v, Sequence | np.ndarray | pd.Index | pd.Series):
         return [v]
     return list(v)
 
@@ -144,6 +146,7 @@ class QicResult:
         return plot_qic(self, ncol=ncol, figsize=figsize, title=title, ylab=ylab, xlab=xlab)
 
     def __repr__(self) -> str:
+        """The chart type, measure, number of points and number of series (facets)."""
         nfac = self.data.groupby(self.facets).ngroups if self.facets else 1
         return (f"QicResult(chart={self.chart!r}, y={self.y_name!r}, points={len(self.data)}, "
                 f"series={nfac})")
