@@ -123,8 +123,11 @@ class Analysis:
                         "parameter_blocks": len(self.qmodel.free_parameter_names())}
         if self.indicators is not None:
             out["indicators"] = self.indicators.names
-            out["latent_codes"] = 0 if d.mixture is None else int(
-                (d.cell_info["status"] != "observed").sum())
+            latent = 0
+            if d.mixture is not None:
+                assert d.cell_info is not None  # a mixture is built from the cell info
+                latent = int((d.cell_info["status"] != "observed").sum())
+            out["latent_codes"] = latent
         out["warnings"] = [w.format() for w in self.warnings]
         return out
 
@@ -153,6 +156,7 @@ def _quiet(_: str) -> None:
 
 def _read_codes(cfg: AnalysisConfig, codebook: Any) -> list[pd.DataFrame]:
     ind = cfg.indicators
+    assert ind is not None  # called only for a config with indicators
     cmap = ColumnMap.from_mapping(cfg.data.columns)
     frames = []
     mapping = str(cfg.paths.mapping) if cfg.paths.mapping else None
@@ -189,7 +193,9 @@ def prepare(config: AnalysisConfig | str | os.PathLike[str], *,
     if cfg.indicators is not None:
         from qicstats.indicators import load_codebook
 
-        codebook = load_codebook(cfg.paths.codebook)
+        codebook_path = cfg.paths.codebook
+        assert codebook_path is not None  # resolved whenever there are indicators
+        codebook = load_codebook(codebook_path)
         frames = _read_codes(cfg, codebook)
         codes, problems = check_indicators(frames if len(frames) > 1 else frames[0], codebook,
                                            data, ColumnMap.from_mapping(cfg.data.columns))
@@ -674,6 +680,8 @@ def coder_sensitivity(an: Analysis, *, progress: Progress = _quiet,
     """
     from qicstats.indicators import coders
 
+    # a run with indicators: prepare() read their codes
+    assert an.codes is not None and an.config.indicators is not None
     names = [c for c in coders(an.codes) if c.lower() not in ("adjudicated", "consensus")]
     opts, th, sc = _options(an.config)
     frames = []

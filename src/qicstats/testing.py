@@ -6,6 +6,8 @@ Nothing here samples. ``tiny_panel`` builds a :class:`~qicstats.data.panel.Panel
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -105,7 +107,8 @@ def tiny_indicators(data: PanelData, *, seed: int = 2, missing_units: int = 1,
     inds = [EncodedIndicator("coordinator", "binary", ("no", "yes"), "both", "Coordinator active"),
             EncodedIndicator("support", "ordinal", ("weak", "moderate", "strong"), "moderator",
                              "Management support")]
-    cells = []
+    # unit, indicator, t_start, t_end, status, value, probs (uncertain cells only), wave
+    cells: list[tuple[Any, str, int, int, str, float, tuple[float, ...] | None, Any]] = []
     part = data.units[data.units["join_t"].notna()]["unit"].tolist()
     miss = set(part[:missing_units])
     unc = set(part[missing_units:missing_units + uncertain_units])

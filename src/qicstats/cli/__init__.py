@@ -24,6 +24,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import TextIO
 
 from qicstats.errors import (
     ConvergenceError,
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def print_problems(err: ProblemsError, file=None) -> None:
+def print_problems(err: ProblemsError, file: TextIO | None = None) -> None:
     """Print every problem and warning of a validation error, readably."""
     file = file or sys.stderr
     print(str(err), file=file)
@@ -77,7 +78,7 @@ def print_problems(err: ProblemsError, file=None) -> None:
             print("- " + w.format().replace("\n", "\n  "), file=file)
 
 
-def internal_error(err: BaseException, file=None) -> int:
+def internal_error(err: BaseException, file: TextIO | None = None) -> int:
     """Print a short account of an unexpected exception (where it happened, how to report
     it) and return :data:`EXIT_INTERNAL`; the whole traceback with ``QICSTATS_DEBUG=1``.
     """

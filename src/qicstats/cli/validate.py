@@ -72,8 +72,8 @@ def _parse_mapping(items: list[str]) -> dict[str, str]:
 
 def _validate_config(path: str) -> Any:
     try:
-        from qicstats.config import load_config  # type: ignore[attr-defined]
-        from qicstats.pipeline import validate_config  # type: ignore[attr-defined]
+        from qicstats.config import load_config
+        from qicstats.pipeline import validate_config
     except ImportError:
         raise QicstatsError("validating a config file is not available in this version; "
                             "use `qicstats validate --panel FILE [--units FILE]`") from None
@@ -83,7 +83,7 @@ def _validate_config(path: str) -> Any:
 def _check_indicators(args: argparse.Namespace, panel_data: Any, cmap: Any) -> list[Problem]:
     """Problems from :func:`qicstats.indicators.check_indicators` (or one saying why not)."""
     try:
-        from qicstats.indicators import check_indicators  # type: ignore[attr-defined]
+        from qicstats.indicators import check_indicators
     except ImportError:
         return [Problem("indicators_not_checked",
                         "the indicators could not be checked: indicator validation "

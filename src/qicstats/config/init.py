@@ -362,6 +362,7 @@ def propose_config(panel: str | os.PathLike[str], *, out_dir: str | os.PathLike[
     }
 
     if indicators is not None:
+        assert codebook is not None  # checked above: indicators and codebook go together
         from qicstats.indicators import check_indicators
 
         codes_in = _read_codes(indicators, indicators_format, codebook, mapping)

@@ -477,6 +477,8 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | AnalysisCon
     path: Path | None = None
     root: yaml.Node | None = None
     problems: list[Problem] = []
+    raw: Any
+    cfg: AnalysisConfig | None
     if isinstance(source, AnalysisConfig):
         cfg = source
         if base_dir is not None:
@@ -488,7 +490,7 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | AnalysisCon
                 raise ConfigError(problems)
         return cfg
     if isinstance(source, Mapping):
-        raw: Any = source
+        raw = source
         base = Path(os.path.abspath(base_dir if base_dir is not None else Path.cwd()))
     else:
         path = Path(source)
@@ -527,7 +529,7 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | AnalysisCon
             f"...), got {type(raw).__name__}", file=fname,
             hint="start with `data:` and indent the section's keys below it")])
 
-    cfg: AnalysisConfig | None = None
+    cfg = None
     try:
         cfg = AnalysisConfig.model_validate(dict(raw))
     except ValidationError as err:

@@ -51,8 +51,9 @@ ReportSectionName = Literal["diagnostics", "data", "trajectories", "estimands", 
                             "indicators", "ppc", "spc", "frequentist", "methods"]
 
 #: every report section, in the default order
-REPORT_SECTIONS: tuple[str, ...] = ("diagnostics", "data", "trajectories", "estimands", "units",
-                                    "indicators", "ppc", "spc", "frequentist", "methods")
+REPORT_SECTIONS: tuple[ReportSectionName, ...] = (
+    "diagnostics", "data", "trajectories", "estimands", "units", "indicators", "ppc", "spc",
+    "frequentist", "methods")
 #: the consensus rules of :func:`qicstats.indicators.consensus`
 CONSENSUS_RULES: tuple[str, ...] = ("majority", "adjudicated", "uncertain", "coder:<name>")
 #: column roles of :class:`qicstats.data.columns.ColumnMap` (kept equal by a test)
@@ -800,9 +801,9 @@ class AnalysisConfig(_Section):
                                     hint=f"levels: {allowed_levels}",
                                     rule="config_unknown_level"))
         for key in m.centered:
-            term, dot, lv = key.partition(".")
+            head, dot, lv = key.partition(".")
             if dot:
-                ok = term in ("baseline", "level", "slope", "trend") and lv in levels
+                ok = head in ("baseline", "level", "slope", "trend") and lv in levels
             else:
                 ok = key in levels or key in ("default", "period", "curve")
             if not ok:
@@ -811,9 +812,10 @@ class AnalysisConfig(_Section):
                                     hint=f"levels: {allowed_levels}; or <term>.<level> with "
                                     "term baseline|level|slope|trend; or period, curve, "
                                     "default", rule="config_unknown_level"))
-        if m.random.get("slope") and m.effect != "slope":
+        slope_levels = m.random.get("slope")
+        if slope_levels and m.effect != "slope":
             issues.append(Issue(("model", "random", "slope"), "random slope changes need "
-                                "effect: slope", list(m.random["slope"]),
+                                "effect: slope", list(slope_levels),
                                 hint="set model.effect: slope, or remove random.slope",
                                 rule="config_invalid_value"))
         use = self.indicators.use if self.indicators is not None else None

@@ -95,7 +95,7 @@ def aggregate_patient_rows(df: pd.DataFrame, unit: str, period: str,
     if missing:
         raise DataValidationError([Problem(
             "missing_columns", f"patient-level data lack column(s) {missing}",
-            column=", ".join(missing), count=len(missing), examples=missing,
+            column=", ".join(missing), count=len(missing), examples=tuple(missing),
             hint=f"present columns: {list(df.columns)}")])
     y, bad = _binary(df[outcome])
     ucodes, uniq_u = pd.factorize(df[unit], use_na_sentinel=True)

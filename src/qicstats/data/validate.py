@@ -368,7 +368,7 @@ class _Validator:
         return fam, patient
 
     # -- messages ---------------------------------------------------------------------------
-    def _missing_columns(self, table: _Table, missing: list[str], logical: list[str | None],
+    def _missing_columns(self, table: _Table, missing: list[str], logical: Sequence[str | None],
                          context: str, expected: Sequence[str] = ()) -> None:
         present = [str(c) for c in table.df.columns]
         hints = []
@@ -632,6 +632,7 @@ class _Validator:
 
         # ---- cross-table warnings and identification --------------------------------------
         if grid is not None and unit_info is not None and panel_df is not None:
+            assert family is not None  # _build_panel gives a panel only for a known family
             self._design_checks(panel_df, unit_info, grid, family)
         pc.problems[:] = [_grammar(p) for p in pc.problems]
         pc.raise_if_errors()
@@ -879,13 +880,13 @@ class _Validator:
 
                     for name in dnames:
                         rows = np.flatnonzero(keyser.to_numpy() == name)
-                        first_row: dict[Any, int] = {}
+                        first_in: dict[Any, int] = {}
                         for r in rows:
-                            first_row.setdefault(ckeys[r], int(r))
-                        if len(first_row) > 1:
+                            first_in.setdefault(ckeys[r], int(r))
+                        if len(first_in) > 1:
                             places = ", ".join(
                                 f"{'(none: comparison)' if c is None else repr(c)} "
-                                f"({ut.row_word} {line_of(r)})" for c, r in first_row.items())
+                                f"({ut.row_word} {line_of(r)})" for c, r in first_in.items())
                             detail = (f"; unit {name!r} is listed in more than one "
                                       f"collaborative: {places}")
                             break
@@ -996,10 +997,10 @@ class _Validator:
                 idx, bad = to_grid_index(pd.Series(raw, dtype=object), grid)
                 if bad.any():
                     word = "join" if lg == "join_period" else "end"
-                    vals = _show([raw[i] for i in np.flatnonzero(bad)])
+                    shown = _show([raw[i] for i in np.flatnonzero(bad)])
                     pc.add(rule,
                            f"{_plural(int(bad.sum()), 'unit')} have a {word} period that is not "
-                           f"a {grid.freq} period like the panel's ({vals})",
+                           f"a {grid.freq} period like the panel's ({shown})",
                            file=src_name.get(lg), column=unit_cols[lg], count=int(bad.sum()),
                            examples=units_arr[bad].tolist(),
                            hint=f"Write {word} periods in the panel's format, e.g. "

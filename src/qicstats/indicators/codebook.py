@@ -31,6 +31,7 @@ stays two strings instead of becoming ``[False, True]`` as YAML 1.1 would have i
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -362,7 +363,7 @@ def _as_bool(x: Any) -> bool | None:
 CODEBOOK_MAX_BYTES = 1 << 20
 
 
-def _read_source(source: str | Path | Mapping[str, Any], col: ProblemCollector
+def _read_source(source: str | os.PathLike[str] | Mapping[str, Any], col: ProblemCollector
                  ) -> tuple[Any, str | None]:
     if isinstance(source, Mapping):
         return source, None
@@ -518,6 +519,7 @@ def _parse_indicator(name: str, entry: Any, col: ProblemCollector, fname: str | 
 
     if len(col.problems) > n_before:
         return None
+    assert thr is not None  # a missing or bad threshold was recorded as a problem above
     return IndicatorSpec(
         notes=notes, level_notes=level_notes if raw_levels is not None and isinstance(
             raw_levels, (list, tuple)) else {},
@@ -528,7 +530,7 @@ def _parse_indicator(name: str, entry: Any, col: ProblemCollector, fname: str | 
     )
 
 
-def parse_codebook(source: str | Path | Mapping[str, Any] | Codebook
+def parse_codebook(source: str | os.PathLike[str] | Mapping[str, Any] | Codebook
                    ) -> tuple[Codebook | None, list[Problem], set[str]]:
     """Parse a codebook without raising.
 

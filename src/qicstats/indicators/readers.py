@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -555,6 +556,8 @@ def read_coding_matrix(path: PathLike, codebook: Codebook | PathLike | Mapping[s
     n_first = sum(match(c) is not None for c in first)
     transposed = n_first > n_head
     # cells[r][c] with line numbers of the case (normal) or the code (transposed)
+    case_lines: Sequence[int | None]
+    code_lines: Sequence[int | None]
     if transposed:
         case_names = [str(c) for c in header]
         code_names = [_text(x) for x in raw.iloc[:, 0].tolist()]
@@ -570,8 +573,10 @@ def read_coding_matrix(path: PathLike, codebook: Codebook | PathLike | Mapping[s
 
     is_total_code = [not is_blank(c) and norm_text(c) in TOTAL_NAMES for c in code_names]
     keep_case = [not is_blank(c) and norm_text(c) not in TOTAL_NAMES for c in case_names]
-    matched = {j: match(c) for j, c in enumerate(code_names)
-               if not is_blank(c) and not is_total_code[j] and match(c) is not None}
+    # match(c) is not None for the codes kept, so the values are indicator names
+    matched = cast(dict[int, str], {j: match(c) for j, c in enumerate(code_names)
+                                    if not is_blank(c) and not is_total_code[j]
+                                    and match(c) is not None})
     if not matched:
         raise DataValidationError([_problem(
             "indicator_columns_missing", "no code of the matrix matches an indicator of the "
@@ -741,7 +746,7 @@ def _codes_frame(codes: Any, columns: Any, col: ProblemCollector) -> pd.DataFram
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def check_indicators(codes: Any, codebook: Codebook | PathLike | Mapping[str, Any],
+def check_indicators(codes: Any, codebook: Codebook | str | os.PathLike[str] | Mapping[str, Any],
                      panel: PanelData, columns: ColumnMap | Mapping[str, str] | None = None,
                      *, site_column: str = "site") -> tuple[IndicatorCodes, list[Problem]]:
     """Check indicator codes against the codebook and the panel, collecting every problem.

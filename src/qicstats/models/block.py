@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pymc as pm
@@ -182,7 +182,8 @@ def intervention_block(d: Design, p: dict[str, Any], prior: Callable[[str], Any]
     k_f = len(names)
     mu_f = np.array([float(pr.params.get("mu", 0.0)) for pr in priors])
     sd_f = np.array([float(pr.params.get("sigma", 1.0)) for pr in priors])
-    mu0, s0 = parts.curve if n_c else (0.0, 1.0)
+    # n_c > 0 only with a curve
+    mu0, s0 = cast(tuple[float, float], parts.curve) if n_c else (0.0, 1.0)
     mu = np.concatenate([mu_f, np.zeros(n_p), np.full(n_c, mu0)])
     Q = zero_sum_basis(d.T) if n_p else None
     B = intervention_basis(d, mod_k, sd_f, with_trend, weights, parts=parts, Q=Q)
@@ -235,6 +236,7 @@ def block_design(d: Design, mod_k: list[int], with_trend: bool, n_period: int, n
         cols += [e * z for z in zs]
     X = np.stack(cols, axis=1) if cols else np.zeros((len(idx), 0))
     if n_period:
+        assert Q is not None  # the caller makes the basis whenever there are period effects
         X = np.hstack([X, Q[rows.t[keep]]])
     if n_curve:
         C = np.zeros((len(idx), n_curve))
@@ -261,6 +263,7 @@ def intervention_basis(d: Design, mod_k: list[int], sd: np.ndarray, with_trend: 
     if n_p:
         prec.append(np.eye(n_p) / max(parts.tau_period, 1e-6) ** 2)
     if n_c:
+        assert parts.curve is not None  # n_c > 0 only with a curve
         _, s0 = parts.curve
         Dm = np.diff(np.eye(n_c), axis=0)
         P = Dm.T @ Dm / max(parts.tau_curve, 1e-6) ** 2

@@ -352,6 +352,7 @@ def build(data: PanelData, spec: ModelSpec | None = None,
     st = resolve_structure(data, spec)
     spec = st.apply(spec)
     d = build_design(data, spec, indicators, structure=st)
+    assert d.regular is not None  # build_design marks the regular rows
     _prior_table_check(dict(spec.priors), d, tuple(data.levels))
     b = _Builder(data, spec, d, st)
     prior = b.prior
@@ -483,6 +484,7 @@ def _secular(b: _Builder, p: dict[str, Any]) -> None:
         f = f + walk - walk.mean()
     if spec.trend == "spline":
         B = d.spline_basis
+        assert B is not None  # build_design makes the basis for a spline trend
         sd = prior("trend_sd").create("trend_sd")
         z = pm.Normal("trend_spline_z", 0.0, 1.0, shape=B.shape[1])
         coef = pt.cumsum(sd * z * np.sqrt(max(T, 1) / B.shape[1]))
@@ -582,6 +584,7 @@ def _time_term_means(b: _Builder, p: dict[str, Any], of_unit: np.ndarray, n: int
     the population part of the change (:func:`~qicstats.models.grid.unit_means_of_time_terms`).
     """
     d = b.d
+    assert d.regular is not None  # build_design marks the regular rows
     reg = np.flatnonzero(d.regular)
     rows = d.rows.subset(reg)
     w = b.weights[reg]

@@ -232,6 +232,7 @@ class Design:
         if not self.K:
             return Z, Zlat
         info = self.cell_info
+        assert info is not None  # attached with the indicators (K > 0)
         for k in range(self.K):
             cid = np.empty(n, dtype=int)
             for u in np.unique(unit):
@@ -284,6 +285,7 @@ class Design:
         Zls.append(rows.Zlat[plain])
         disc = [k for k, ind in enumerate(self.indicators) if ind.type != "continuous"]
         info = self.cell_info
+        assert info is not None  # a mixture is built from the cell info
         for r in np.flatnonzero(in_mix):
             u = int(rows.unit[r])
             um = pos[u]
@@ -541,6 +543,7 @@ def _attach_indicators(design: Design, im: IndicatorMatrix, spec: ModelSpec) -> 
 
 def _build_mixture(d: Design) -> Mixture | None:
     info = d.cell_info
+    assert info is not None  # called once the cells are attached
     disc = {k for k, ind in enumerate(d.indicators) if ind.type != "continuous"}
     latent = info[(info["status"] != "observed") & info["k"].isin(disc)]
     if latent.empty:

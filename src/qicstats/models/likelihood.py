@@ -22,6 +22,7 @@ provided (NUTS does not need them).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,9 @@ class BinomialLogit(Op):
 
     __props__ = ()
 
-    def make_node(self, eta: Any, y: Any, n: Any, log_choose: Any) -> Apply:
+    # pytensor types Op.make_node as (*inputs); an Op names its own inputs
+    def make_node(self, eta: Any, y: Any, n: Any, log_choose: Any  # type: ignore[override]
+                  ) -> Apply:
         """The Op applied to float64 vectors; ``TypeError`` if an input is not a vector."""
         ins = [pt.as_tensor_variable(v, dtype="float64") for v in (eta, y, n, log_choose)]
         for v in ins:
@@ -63,7 +66,7 @@ class BinomialLogit(Op):
         out_type = pt.TensorType("float64", shape=(None,))
         return Apply(self, ins, [out_type(), out_type()])
 
-    def perform(self, node: Apply, inputs: list[np.ndarray], output_storage: list[list[Any]]
+    def perform(self, node: Apply, inputs: Sequence[np.ndarray], output_storage: list[list[Any]]
                 ) -> None:
         """Compute both outputs with NumPy (:func:`binomial_logit_terms`)."""
         logp, d = binomial_logit_terms(*inputs)
@@ -78,8 +81,8 @@ class BinomialLogit(Op):
         """Only ``eta`` is connected to the outputs."""
         return [[True, True], [False, False], [False, False], [False, False]]
 
-    def pullback(self, inputs: list[Any], outputs: list[Any], output_grads: list[Any]
-                 ) -> list[Any]:
+    def pullback(self, inputs: Sequence[Any], outputs: Sequence[Any],
+                 output_grads: Sequence[Any]) -> list[Any]:
         """Gradient in ``eta``: the incoming gradient of ``logp`` times the stored derivative.
 
         Gradients through the derivative output (second derivatives) are undefined.
@@ -105,7 +108,9 @@ def betabinomial_logit_terms(eta: np.ndarray, phi: Any, y: np.ndarray, n: np.nda
     ``sp`` (default SciPy's; ``jax.scipy.special`` for JAX).
     """
     if sp is None:
-        import scipy.special as sp
+        import scipy.special
+
+        sp = scipy.special
     ex = xp.exp(-xp.abs(eta))
     inv = 1.0 / (1.0 + ex)
     mu = xp.where(eta >= 0, inv, ex * inv)
@@ -130,7 +135,9 @@ class BetaBinomialLogit(Op):
 
     __props__ = ()
 
-    def make_node(self, eta: Any, phi: Any, y: Any, n: Any, log_choose: Any) -> Apply:
+    # pytensor types Op.make_node as (*inputs); an Op names its own inputs
+    def make_node(self, eta: Any, phi: Any, y: Any, n: Any,  # type: ignore[override]
+                  log_choose: Any) -> Apply:
         """The Op applied to float64 inputs; ``TypeError`` unless ``phi`` is a scalar and the
         others vectors.
         """
@@ -143,7 +150,7 @@ class BetaBinomialLogit(Op):
         out_type = pt.TensorType("float64", shape=(None,))
         return Apply(self, ins, [out_type(), out_type(), out_type()])
 
-    def perform(self, node: Apply, inputs: list[np.ndarray], output_storage: list[list[Any]]
+    def perform(self, node: Apply, inputs: Sequence[np.ndarray], output_storage: list[list[Any]]
                 ) -> None:
         """Compute the three outputs with NumPy and SciPy (:func:`betabinomial_logit_terms`)."""
         eta, phi, y, n, lc = inputs
@@ -158,8 +165,8 @@ class BetaBinomialLogit(Op):
         """Only ``eta`` and ``phi`` are connected to the outputs."""
         return [[True, True, True], [True, True, True], *[[False, False, False]] * 3]
 
-    def pullback(self, inputs: list[Any], outputs: list[Any], output_grads: list[Any]
-                 ) -> list[Any]:
+    def pullback(self, inputs: Sequence[Any], outputs: Sequence[Any],
+                 output_grads: Sequence[Any]) -> list[Any]:
         """Gradients in ``eta`` and ``phi``: the incoming gradient of ``logp`` times the stored
         derivatives (summed over rows for the scalar ``phi``).
 

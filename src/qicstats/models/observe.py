@@ -9,7 +9,7 @@ latent codes are expanded over their code configurations and marginalised unit b
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pymc as pm
@@ -80,7 +80,8 @@ def observed_values(d: Design, idx: np.ndarray) -> np.ndarray:
 def _binomial_logp(value: Any, n: Any, log_choose: Any, eta: Any) -> Any:
     # log C(n, y) + y * eta - n * log(1 + exp(eta)) and its gradient in one fused pass
     # (qicstats.models.likelihood)
-    return binomial_logit(eta, value, n, log_choose)[0]
+    # the Op has two outputs, so the call gives a list (typed Variable | list[Variable])
+    return cast(list[Any], binomial_logit(eta, value, n, log_choose))[0]
 
 
 def _binomial_random(n: np.ndarray, log_choose: np.ndarray, eta: np.ndarray,
@@ -94,7 +95,7 @@ def _betabinomial_logp(value: Any, n: Any, log_choose: Any, eta: Any, phi: Any) 
     # log C(n, y) + log B(y + a, n - y + b) - log B(a, b), a = mu phi, b = (1 - mu) phi, and
     # its gradient in one fused pass (qicstats.models.likelihood). PyMC hands the scalar phi
     # over expanded to the value's dimensions (shape (1,)): squeeze it back
-    return betabinomial_logit(eta, pt.squeeze(phi), value, n, log_choose)[0]
+    return cast(list[Any], betabinomial_logit(eta, pt.squeeze(phi), value, n, log_choose))[0]
 
 
 def _betabinomial_random(n: np.ndarray, log_choose: np.ndarray, eta: np.ndarray, phi: Any,
@@ -167,6 +168,8 @@ def observe(d: Design, eta: Any, idx: np.ndarray, extra: dict[str, Any]) -> None
 def mixture_likelihood(d: Design, p: dict[str, Any], extra: dict[str, Any]) -> None:
     """Marginalise latent discrete codes unit by unit (exact enumeration)."""
     mix = d.mixture
+    # called only for a design with a mixture, whose regular rows build_design marks
+    assert mix is not None and d.regular is not None
     rows_idx = np.flatnonzero(~d.regular)
     rows = d.rows.subset(rows_idx)
     ex, src, uc = d.expand(rows)

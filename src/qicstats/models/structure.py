@@ -164,7 +164,8 @@ def exposure_table(data: PanelData) -> tuple[pd.DataFrame, bool]:
 def _levels(data: PanelData, spec: ModelSpec) -> tuple[tuple[str, ...], str]:
     units = data.units
     part = data.participating
-    keep, dropped = [], []
+    keep: list[tuple[str, int]] = []
+    dropped: list[tuple[str, int]] = []
     for lv in data.levels:
         if lv not in units.columns:
             continue

@@ -300,7 +300,7 @@ def render_comparison_report(runs: Sequence[RunView], *, title: str | None = Non
     """
     runs = _check_runs(runs)
     date = date or _dt.date.today().isoformat()
-    banners = []
+    banners: list[dict[str, Any]] = []
     verdicts = []
     for r in runs:
         fr = r.result

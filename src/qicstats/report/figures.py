@@ -18,6 +18,8 @@ from markupsafe import Markup
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.typing import RcKeyType
+
     from qicstats.data.panel import PanelData
 
 #: an inline SVG larger than this is replaced by a PNG (keeps reports small)
@@ -27,8 +29,9 @@ SVG_MAX_BYTES = 400_000
 DISPLAY_SCALE = 1.2
 
 #: rcParams used while saving: text as paths (no fonts needed), fixed id salt (deterministic)
-_SAVE_RC = {"svg.fonttype": "path", "svg.hashsalt": "qicstats-report", "svg.image_inline": True,
-            "path.simplify": True}
+_SAVE_RC: dict[RcKeyType, Any] = {
+    "svg.fonttype": "path", "svg.hashsalt": "qicstats-report", "svg.image_inline": True,
+    "path.simplify": True}
 
 _PASS, _WARN, _FAIL = "#1b7837", "#b35806", "#b2182b"
 VERDICT_COLOURS = {"pass": _PASS, "warn": _WARN, "fail": _FAIL}

@@ -12,7 +12,7 @@ import contextlib
 import datetime as _dt
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,8 @@ from qicstats.report.tables import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
     from qicstats.data.panel import PanelData
     from qicstats.indicators.matrix import IndicatorMatrix
     from qicstats.results.fitresult import FitResult
@@ -291,8 +293,11 @@ def _sec_trajectories(ctx: dict[str, Any]) -> list[Block]:
             blocks.append(note(f"{title}: nothing to show (no participating units).", "missing"))
             continue
         blocks.append(h3(title))
-        blocks.append(figure_block(lambda a=axis, s=scope: fr.plot_trajectories(a, s),
-                                   key=f"traj{i}", alt=title, caption=extra))
+
+        def draw(a: str = axis, s: str = scope) -> Figure:
+            return fr.plot_trajectories(a, s)
+
+        blocks.append(figure_block(draw, key=f"traj{i}", alt=title, caption=extra))
     return blocks
 
 
@@ -369,7 +374,8 @@ def _effect_curve_blocks(fr: FitResult, est: pd.DataFrame, per: int, ip: int
         ylab = {"pp": "improvement (percentage points)"}.get(
             unit, f"improvement ({unit})" if unit not in ("value",) else "improvement")
         head = rows[(rows["estimand"] == "att") & (rows["scope"] == "overall")]
-        att = (tuple(float(head[c].iloc[0]) for c in ("mean", "lower", "upper"))
+        att = (cast(tuple[float, float, float],
+                    tuple(float(head[c].iloc[0]) for c in ("mean", "lower", "upper")))
                if len(head) else None)
         gone: list[int] = []
         if st is not None and len(st.horizons) and "in_att" in st.horizons.columns:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,7 +79,8 @@ def rate_per(est: pd.DataFrame | None) -> int:
     return rate_multiplier(est) if isinstance(est, pd.DataFrame) else 1
 
 
-def value_formatter(estimand: str, scale: str, per: int = 1):
+def value_formatter(estimand: str, scale: str, per: int = 1
+                    ) -> tuple[Callable[[Any], str], str]:
     """Return ``(format(v) -> str, unit label)`` for one estimand on one scale.
 
     ``per`` (a power of ten, see :func:`rate_per`) states rates per that much exposure: the
@@ -102,7 +103,7 @@ def value_formatter(estimand: str, scale: str, per: int = 1):
     return (lambda v: f"{float(v):{sign}.3g}" if _finite(v) else "–"), scale
 
 
-def mcse_formatter(scale: str, per: int = 1):
+def mcse_formatter(scale: str, per: int = 1) -> Callable[[Any], str]:
     """Format a Monte Carlo standard error on ``scale`` (finer than the estimate)."""
     if scale == "rate" and per and int(per) > 1:
         k = int(per)

@@ -127,6 +127,7 @@ def compute_estimand_draws(qm: QICModel, idata: xr.DataTree, opts: EstimandOptio
     n_h = [int((h_of_R == h).sum()) for h in hs]
     phase_groups: list[str] = []
     if d.phases:
+        assert R.P is not None  # the design's rows carry their phase
         ph = np.where(R.P > 0, "sustainability", "intervention")
         phase_groups = [g for g in ("intervention", "sustainability") if (ph == g).any()]
         G_ph = group_matrix(ph, phase_groups)
@@ -191,6 +192,7 @@ def compute_estimand_draws(qm: QICModel, idata: xr.DataTree, opts: EstimandOptio
         for k in mains:
             ind = d.indicators[k]
             settings = _indicator_settings(ind)
+            assert pred_all is not None  # made whenever there are main-effect indicators
             base = pred_all.mean(p, counterfactual=True, indicator=(k, settings[0][1]))
             for lab, val in settings[1:]:
                 alt = pred_all.mean(p, counterfactual=True, indicator=(k, val))

@@ -475,15 +475,15 @@ def _trajectories(qm: QICModel, idata: xr.DataTree, prob: float) -> pd.DataFrame
         keys = np.unique(key[mask])
         M = np.zeros((rows.n, len(keys)))
         pos = {k: i for i, k in enumerate(keys)}
-        for i in np.flatnonzero(mask):
-            M[i, pos[key[i]]] = weight[i]
+        for ri in np.flatnonzero(mask):
+            M[ri, pos[key[ri]]] = weight[ri]
         tot = M.sum(axis=0)
         tot[tot == 0] = np.nan
         obs = (yv @ (M > 0)) / tot
         n_units = [len(set(rows.unit[mask & (key == k)])) for k in keys]
         groups.append((scope, grp, axis, keys, M, tot, obs, n_units))
-    fit_acc = [[] for _ in groups]
-    cf_acc = [[] for _ in groups]
+    fit_acc: list[list[np.ndarray]] = [[] for _ in groups]
+    cf_acc: list[list[np.ndarray]] = [[] for _ in groups]
     for _, p in param_chunks(qm, idata):
         mu = pred.mean(p)
         cf = pred.mean(p, counterfactual=True)

@@ -371,8 +371,8 @@ def identification(qmodel: QICModel, idata: xr.DataTree) -> IdentificationReport
     curve_h = [h for _, term, h, _, _ in params if term == "curve" and h is not None]
     if curve_h:
         cv = _curve_prior_variances(qmodel, curve_h)
-        for h in curve_h:
-            pv[f"effect_curve[h={h}]"] = cv[h]
+        for hc in curve_h:
+            pv[f"effect_curve[h={hc}]"] = cv[hc]
     source = {k: "analytic" for k, v in pv.items() if v is not None}
     missing = sorted({var for label, _, _, var, _ in params if pv.get(label) is None})
     if missing:

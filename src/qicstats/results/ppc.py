@@ -25,6 +25,7 @@ def _gauss_sd(qm: QICModel, sig: np.ndarray | None) -> np.ndarray:
     y = qm.design.y
     if "se" in y:
         return y["se"][None, :]
+    assert sig is not None  # without known standard errors the model has sigma
     s = sig[:, None]
     if "weight" in y:
         w = y["weight"]
@@ -68,12 +69,14 @@ def _simulate(qm: QICModel, mu: np.ndarray, extra: np.ndarray | None,
         n = d.y["denominator"][None, :].astype(np.int64)
         p = np.clip(mu, 1e-12, 1 - 1e-12)
         if fam == "betabinomial":
+            assert extra is not None  # a beta-binomial model has phi
             phi = extra[:, None]
             p = rng.beta(p * phi, (1 - p) * phi)
         return mu * n, rng.binomial(np.broadcast_to(n, p.shape), p)
     if fam in ("poisson", "negbinomial"):
         lam = mu * d.y["exposure"][None, :]
         if fam == "negbinomial":
+            assert extra is not None  # a negative binomial model has alpha
             a = extra[:, None]
             lam_g = rng.gamma(a, lam / a)
             return lam, rng.poisson(lam_g)
@@ -90,6 +93,7 @@ def pointwise_loglik(qm: QICModel, idata: xr.DataTree) -> tuple[np.ndarray, list
     ``(chains, draws, n_obs)`` and the unit of each observation.
     """
     d = qm.design
+    assert d.regular is not None  # build_design marks the regular rows
     reg = np.flatnonzero(d.regular)
     rows = d.rows.subset(reg)
     pred = Predictor(qm, rows)
@@ -121,12 +125,14 @@ def _logpmf(qm: QICModel, idx: np.ndarray, y: np.ndarray, mu: np.ndarray,
         p = np.clip(mu, 1e-12, 1 - 1e-12)
         if fam == "binomial":
             return stats.binom.logpmf(y[None, :], n, p)
+        assert extra is not None  # a beta-binomial model has phi
         phi = extra[:, None]
         return stats.betabinom.logpmf(y[None, :], n, p * phi, (1 - p) * phi)
     if fam in ("poisson", "negbinomial"):
         lam = mu * d.y["exposure"][idx][None, :]
         if fam == "poisson":
             return stats.poisson.logpmf(y[None, :], lam)
+        assert extra is not None  # a negative binomial model has alpha
         a = extra[:, None]
         return (special.gammaln(y + a) - special.gammaln(a) - special.gammaln(y + 1)
                 + a * np.log(a / (a + lam)) + y * np.log(lam / (a + lam)))

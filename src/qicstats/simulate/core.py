@@ -39,7 +39,7 @@ import json
 import math
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,7 @@ import yaml
 
 from qicstats.data.columns import FAMILIES
 from qicstats.data.panel import COMPARISON
-from qicstats.errors import ConfigError, ProblemCollector, QicstatsError, RunExistsError
+from qicstats.errors import ConfigError, Problem, ProblemCollector, QicstatsError, RunExistsError
 
 __all__ = [
     "DEFAULT_SEED",
@@ -299,8 +299,8 @@ def _check_settings(cfg: dict[str, Any], col: ProblemCollector,
                     user_keys: Mapping[str, set] | None = None) -> None:
     """Collect every out-of-range or mistyped setting."""
 
-    def num(key: str, lo: float | None = None, hi: float | None = None, *, integer=False,
-            lo_open=False, hi_open=False, allow_none=False) -> bool:
+    def num(key: str, lo: float | None = None, hi: float | None = None, *, integer: bool = False,
+            lo_open: bool = False, hi_open: bool = False, allow_none: bool = False) -> bool:
         v = cfg[key]
         if v is None and allow_none:
             return True
@@ -641,7 +641,7 @@ def _invlogit(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _response(family: str):
+def _response(family: str) -> Callable[[np.ndarray], np.ndarray]:
     if family in _BINOMIAL:
         return _invlogit
     if family in _COUNTS:
@@ -799,7 +799,9 @@ def simulate(preset: str = "demo", *, seed: int = DEFAULT_SEED, **overrides: Any
                   for s in range(n_comp_sites)]
     comp_site_idx = np.arange(n_comp) % max(n_comp_sites, 1)
 
-    unit_rows = []  # (unit, collaborative or None, site)
+    # (unit, collaborative or None, site); Any: the collaborative is looked up only for
+    # participating units, which have one
+    unit_rows: list[tuple[str, Any, str]] = []
     for s_i, site in enumerate(site_names):
         members = np.flatnonzero(part_site_idx == s_i)
         uw = max(1, len(str(len(members))))
@@ -862,8 +864,8 @@ def simulate(preset: str = "demo", *, seed: int = DEFAULT_SEED, **overrides: Any
         n_missing = _round_half_up(share * n_part)
         missing = set(rng.choice(n_part, size=n_missing, replace=False).tolist()) \
             if n_missing else set()
-        for p_i, i in enumerate(np.flatnonzero(is_part)):
-            anchor = starts[unit_collab[i]] if spec["wave_anchor"] == "start" else join_t[i]
+        for p_i, u_i in enumerate(np.flatnonzero(is_part)):
+            anchor = starts[unit_collab[u_i]] if spec["wave_anchor"] == "start" else join_t[u_i]
             wave_t = sorted({anchor + int(w) for w in spec["waves"]})
             wave_t = [w for w in wave_t if w < T] or [min(anchor, T - 1)]
             values: list[Any] = []
@@ -886,23 +888,23 @@ def simulate(preset: str = "demo", *, seed: int = DEFAULT_SEED, **overrides: Any
                 values.append(v)
             num = [v if typ == "continuous" else float(mo[v]) for v in values]
             first = num[0] if spec["carry_back"] else 0.0
-            zk[i, :] = first
+            zk[u_i, :] = first
             for w, val in zip(wave_t, num):
-                zk[i, w:] = val
+                zk[u_i, w:] = val
             coded = p_i not in missing
             for w, v in zip(wave_t, values):
                 label = _format_value(v, typ, levels)
-                true_rows.append({"unit": unit_names[i], "indicator": name,
+                true_rows.append({"unit": unit_names[u_i], "indicator": name,
                                   "wave": labels[w], "value": label, "coded": coded})
                 if not coded:
                     continue
                 double = len(coders) > 1 and rng.random() < cfg["double_code_share"]
                 for coder in (coders if double else coders[:1]):
                     rec = _code(rng, v, typ, K, acc)
-                    code_rows.append((unit_names[i], name, _format_value(rec, typ, levels),
+                    code_rows.append((unit_names[u_i], name, _format_value(rec, typ, levels),
                                       labels[w], coder))
                 if double:
-                    code_rows.append((unit_names[i], name, label, labels[w], _ADJUDICATED))
+                    code_rows.append((unit_names[u_i], name, label, labels[w], _ADJUDICATED))
         z[name] = zk
 
     # ---- linear predictor ----------------------------------------------------------------
@@ -1065,8 +1067,7 @@ _PARAMETERISATION = {
 }
 
 
-def _problem(rule: str, message: str, value: Any):
-    from qicstats.errors import Problem
+def _problem(rule: str, message: str, value: Any) -> Problem:
     return Problem(rule, message, count=1, examples=(repr(value),))
 
 

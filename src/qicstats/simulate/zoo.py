@@ -235,7 +235,7 @@ def _resolve(name: str, overrides: Mapping[str, Any]) -> ZooDesign:
         col.add("unknown_setting", f"unknown setting(s) of zoo design {name!r}",
                 count=len(unknown), examples=unknown,
                 hint="settings are: " + ", ".join(sorted(allowed)))
-    clean = {}
+    clean: dict[str, Any] = {}
     for k, v in overrides.items():
         if k in allowed:
             default = getattr(base, k)
@@ -427,6 +427,7 @@ def simulate_design(name: str, *, seed: int, **overrides: Any) -> Any:
     if spc:
         n_comp_sites = max(1, n_comp // 6) if n_comp else 0
         comp_sites = [f"CMP-S{int(rng.integers(n_comp_sites)) + 1}" for _ in range(n_comp)]
+        assert site_of is not None  # made whenever sites_per_collaborative is set
         unit_site = list(site_of) + comp_sites
     else:
         unit_site = None
@@ -506,8 +507,8 @@ def simulate_design(name: str, *, seed: int, **overrides: Any) -> Any:
                 if missing:
                     continue
                 double = len(coders) > 1 and rng.random() < d.double_code_share
-                for k, coder in enumerate(coders if double else coders[:1]):
-                    rec = _record(rng, v, nlev, d.coder_accuracy[k])
+                for k_c, coder in enumerate(coders if double else coders[:1]):
+                    rec = _record(rng, v, nlev, d.coder_accuracy[k_c])
                     code_rows.append((names[i], ind, levs[rec], labels[w], coder))
 
     # linear predictor -------------------------------------------------------------------

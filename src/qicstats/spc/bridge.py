@@ -5,13 +5,16 @@ small run/control chart per unit for reports. No dependency on the model code.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from qicstats.errors import ProblemCollector, QicstatsError
 from qicstats.spc.rules import runs_analysis
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 __all__ = ["residual_signals", "small_multiples", "RESIDUAL_SIGNAL_COLUMNS"]
 
@@ -94,7 +97,7 @@ def residual_signals(df: pd.DataFrame, group: str | Sequence[str] | None = "unit
 
 def small_multiples(df: pd.DataFrame, group: str | Sequence[str], x: str, y: str,
                     n: str | None = None, chart: str = "run", ncol: int | None = None,
-                    title: str | None = None, **kwargs: Any):
+                    title: str | None = None, **kwargs: Any) -> Figure:
     """One small run or control chart per unit, for reports.
 
     A thin wrapper: ``qic(df, x, y, n, chart=chart, facet=group, **kwargs).plot(ncol=ncol)``.

@@ -6,7 +6,7 @@ import numbers
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,9 @@ from qicstats.spc.charts import (
     part_limits,
 )
 from qicstats.spc.rules import runs_analysis
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 __all__ = ["QicResult", "qic", "SUMMARY_COLUMNS"]
 
@@ -124,7 +127,7 @@ class QicResult:
         return out
 
     def plot(self, ncol: int | None = None, figsize: tuple[float, float] | None = None,
-             title: str | None = None, ylab: str | None = None, xlab: str | None = None):
+             title: str | None = None, ylab: str | None = None, xlab: str | None = None) -> Figure:
         """Draw the chart (small multiples when there are facets).
 
         Parameters

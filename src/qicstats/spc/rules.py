@@ -128,5 +128,6 @@ def runs_analysis(y: np.ndarray, center: np.ndarray | float) -> RunsResult:
     longest = int(np.diff(bounds).max())
     lmax = longest_run_max(n_useful)
     cmin = n_crossings_min(n_useful)
+    assert lmax is not None and cmin is not None  # both limits exist for n_useful >= 1
     signal = bool(longest > lmax or n_cross < cmin)
     return RunsResult(n_obs, n_useful, longest, lmax, n_cross, cmin, signal)
