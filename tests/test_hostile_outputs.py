@@ -134,6 +134,9 @@ def test_a_moved_project_still_loads(hostile_run, tmp_path):
     pd.testing.assert_frame_equal(back.result.estimands(), res.result.estimands())
 
 
+# pytest.warns re-emits the other warnings of its block from here, where the arviz-stats
+# filter of pyproject no longer matches: the mock draws' NaN diagnostics, as elsewhere
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 def test_deprecated_env_alias_is_recorded_the_same_way(tmp_path, monkeypatch):
     cfg = project(tmp_path)
     mock_sampler(monkeypatch)
