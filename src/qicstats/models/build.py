@@ -210,6 +210,15 @@ class _Builder:
         self.fixed[name] = self.prior(name).rms()
         return self.fixed[name]
 
+    def spread_sd(self, name: str, n_values: int) -> Any:
+        """The spread ``name`` for the graph: its :meth:`fixed_sd` constant, or the
+        parameter with its prior.
+        """
+        fixed = self.fixed_sd(name, n_values)
+        if fixed is not None:
+            return pt.as_tensor_variable(np.float64(fixed))
+        return self.prior(name).create(name)
+
     def levels(self, term: str) -> tuple[str, ...]:
         """The levels carrying random ``term`` effects that have at least two groups (the
         spread between groups cannot be learned from one: a single unit has no unit
@@ -244,20 +253,15 @@ class _Builder:
             w = np.full(n, float(choice))
         elif d.rows.n == 0 or self.scale(lv, term) <= 0:
             w = np.zeros(n)
-        elif fixed is not None:
-            # a known sd: the weight that decorrelates each effect from its location exactly
-            # (no funnel to avoid)
-            info = group_information(d, spec, lv, term, self.weights, self.spread)
-            if len(info) != n:
-                info = np.full(n, float(np.mean(info)) if len(info) else 0.0)
-            w = snap(kappa(info, fixed))
-            if zs:
-                w = np.full(n, float(snap(w.mean())[0]))
         else:
             info = group_information(d, spec, lv, term, self.weights, self.spread)
             if len(info) != n:
                 info = np.full(n, float(np.mean(info)) if len(info) else 0.0)
-            if term in ("level", "slope"):
+            if fixed is not None:
+                # a known sd: the weight that decorrelates each effect from its location
+                # exactly (no funnel to avoid)
+                w = snap(kappa(info, fixed))
+            elif term in ("level", "slope"):
                 # change effects: their spread is usually far below any estimate a pilot
                 # can make (it absorbs the effect's misfit), and centring them with a small
                 # true spread makes a funnel: centred only where the data pin a group down
@@ -268,7 +272,8 @@ class _Builder:
             else:
                 w = snap(kappa(info, self.spread(lv, term)))
             if zs:
-                w = np.full(n, float(snap(w.mean())[0]) if n >= ZERO_SUM_MIN_GROUPS else 0.0)
+                w = np.full(n, float(snap(w.mean())[0])
+                            if n >= ZERO_SUM_MIN_GROUPS or fixed is not None else 0.0)
         if (w < 0.5).any() and n < FEW_GROUPS and fixed is None:
             self.few_group_noncentred.append(f"{term}@{lv}")
         self.centring[f"{term}.{lv}"] = float(w.mean()) if n else 0.0
@@ -435,16 +440,6 @@ def build(data: PanelData, spec: ModelSpec | None = None,
                     fixed_spreads=dict(b.fixed))
 
 
-def _curve_sd(b: _Builder) -> Any:
-    """The exposure-time curve's random-walk step sd: ``sd_curve``, or a constant when the
-    curve has fewer steps than ``spec.spread_min_groups``.
-    """
-    fixed = b.fixed_sd("sd_curve", b.d.n_curve - 1)
-    if fixed is not None:
-        return pt.as_tensor_variable(np.float64(fixed))
-    return b.prior("sd_curve").create("sd_curve")
-
-
 def _hierarchical_parts(b: _Builder) -> HierarchicalParts | None:
     """The period effects and the curve join the decorrelated block when their data pin them
     down (centred): their sds are created here, before the block.
@@ -460,7 +455,8 @@ def _hierarchical_parts(b: _Builder) -> HierarchicalParts | None:
     tau_unit = (b.spread("unit", "baseline") if "unit" in b.levels("baseline") else None)
     return HierarchicalParts(
         period_sd=prior("period_sd").create("period_sd") if period else None,
-        curve_sd=(_curve_sd(b) if curve and d.n_curve > 1 else None),
+        curve_sd=(b.spread_sd("sd_curve", d.n_curve - 1) if curve and d.n_curve > 1
+                  else None),
         curve=((float(start.params.get("mu", 0.0)), float(start.params.get("sigma", 1.0)))
                if curve else None),
         n_curve=d.n_curve if curve else 0, tau_period=b.period_tau(), tau_curve=b.curve_tau(),
@@ -569,9 +565,7 @@ def _curve_deviations(b: _Builder, lv: str, n: int) -> Any:
     under heterogeneous effects, Sun & Abraham 2021).
     """
     d = b.d
-    fixed = b.fixed_sd(f"sd_curve_{lv}", n)
-    sd = (np.float64(fixed) if fixed is not None
-          else b.prior(f"sd_curve_{lv}").create(f"sd_curve_{lv}"))
+    sd = b.spread_sd(f"sd_curve_{lv}", n)
     rows = d.rows
     post = rows.D > 0
     observed = np.zeros((d.n_curve, n), dtype=bool)
@@ -627,8 +621,7 @@ def _effect_curve(b: _Builder, p: dict[str, Any], mod_k: list[int]) -> None:
         star = pm.Normal(name, mu0, s0, dims="exposure_time")
         b.centring["curve"] = 1.0
     else:
-        fixed = b.fixed_sd("sd_curve", n - 1)
-        tau = np.float64(fixed) if fixed is not None else prior("sd_curve").create("sd_curve")
+        tau = b.spread_sd("sd_curve", n - 1)
         if b.curve_weight() >= 0.5:
             star = pm.GaussianRandomWalk(name, mu=0.0, sigma=tau,
                                          init_dist=pm.Normal.dist(mu0, s0), steps=n - 1,
