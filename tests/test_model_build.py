@@ -726,3 +726,43 @@ def test_curve_deviations_only_where_collaboratives_are_observed() -> None:
     np.testing.assert_allclose(out.sum(axis=0), 0.0, atol=1e-12)
     steps = np.diff(out, axis=1)               # orthonormal basis: |steps| = |z| per step
     np.testing.assert_allclose((steps**2).sum(axis=0), (z.reshape(3, 2) ** 2).sum(axis=1))
+
+
+def test_the_level_above_centred_units_is_integrated_out() -> None:
+    """With every unit's baseline centred and the sites' centring ``auto``, the site effects
+    leave the graph (their spread stays) and the unit totals' prior is the compound-symmetry
+    normal of each site, checked against SciPy's multivariate normal at a random point and
+    by prior draws (the sites' shared part shows as the within-site correlation); an
+    explicit setting for the sites keeps them."""
+    from qicstats.models.effects import nested_totals_marginal
+
+    data = tiny_panel("binomial")
+    qm = build(data, ModelSpec(trend="linear", effect="step",
+                               centered={"baseline.unit": True}))
+    free = {rv.name for rv in qm.model.free_RVs}
+    assert qm.marginalised == ("baseline.site",)
+    assert "sd_u_site" in free and "u_unit_nested" in free
+    assert not {"u_site", "u_site_z", "u_site_pc", "u_site_nested"} & free
+    kept = build(data, ModelSpec(trend="linear", effect="step",
+                                 centered={"baseline.unit": True, "site": False}))
+    assert kept.marginalised == () and "u_site_z" in {rv.name for rv in kept.model.free_RVs}
+
+    parent = np.array([0, 0, 0, 1, 1, 2])
+    loc = np.linspace(-0.5, 0.5, 6)
+    with pm.Model(coords={"g": list("abcdef")}) as m:
+        s = pm.HalfNormal("s", 1.0)
+        sp = pm.HalfNormal("sp", 1.0)
+        nested_totals_marginal("u", loc, s, sp, parent, 3, "g")
+    x = np.random.default_rng(3).normal(size=6)
+    lp = m.compile_logp(vars=[m["u_nested"]], jacobian=False)
+    cov = 0.6**2 * np.eye(6) + 0.8**2 * (parent[:, None] == parent[None, :])
+    assert lp({"s_log__": np.log(0.6), "sp_log__": np.log(0.8), "u_nested": x}) == \
+        pytest.approx(stats.multivariate_normal(loc, cov).logpdf(x), rel=1e-10)
+    with pm.Model(coords={"g": list("abcdef")}):
+        nested_totals_marginal("u", loc, 0.6, 0.8, parent, 3, "g")
+        draws = pm.sample_prior_predictive(draws=4000, random_seed=5).prior["u_nested"]
+    t = draws.values.reshape(-1, 6)
+    # 4000 draws: the sample correlation's sd is about (1 - r^2) / sqrt(4000) < 0.016
+    r_within = 0.64 / (0.36 + 0.64)
+    assert np.corrcoef(t[:, 0], t[:, 1])[0, 1] == pytest.approx(r_within, abs=0.05)
+    assert abs(np.corrcoef(t[:, 0], t[:, 3])[0, 1]) < 0.05

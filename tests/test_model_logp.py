@@ -751,13 +751,38 @@ class Reference:
                                          >= 0.5))]
         shift_level = nested_base[-1] if nested_base else None
         base_effects: dict[str, np.ndarray] = {}
+        # a level with none of the free forms is integrated out of the centred totals of the
+        # level below it (build's _marginal_parent): those totals are then jointly normal
+        # within each of its groups, covariance sd^2 I + sd_parent^2 J
+        marg: tuple[str, np.ndarray] | None = None
         for lv in levels("baseline"):
             zs = zs_base(lv)
+            if not any(n in free for n in (f"u_{lv}", f"u_{lv}_z", f"u_{lv}_pc",
+                                           f"u_{lv}_nested")):
+                c = spec.centered
+                assert next((c[k] for k in (f"baseline.{lv}", lv, "default") if k in c),
+                            "auto") == "auto", lv
+                assert marg is None and not zs, lv
+                marg = (lv, add_prior(f"sd_u_{lv}"))
+                continue
             loc = enclosing_sum(self.base_of, lv, base_effects, intercept)
             if lv == shift_level:
                 if c_main:
                     loc = loc + main_means(lv)
                 loc = loc + time_term_means(lv)
+            if marg is not None:
+                assert f"u_{lv}_nested" in free and lv == levels("baseline")[-1], lv
+                sd, (plv, sd_p) = add_prior(f"sd_u_{lv}"), marg
+                x = take(f"u_{lv}_nested")
+                grp = self.base_of[lv]
+                rep = np.array([np.flatnonzero(grp == j)[0] for j in range(grp.max() + 1)])
+                par = self.base_of[plv][rep]
+                cov = sd**2 * np.eye(len(x)) + sd_p**2 * (par[:, None] == par[None, :])
+                lp += float(stats.multivariate_normal(loc, cov).logpdf(x))
+                u_l = x - loc
+                base_effects[lv] = u_l
+                eta = eta + u_l[self.base_of[lv][self.u]]
+                continue
             u_l = random_effect(f"u_{lv}", f"sd_u_{lv}", "baseline", lv, zero_sum=zs, loc=loc)
             base_effects[lv] = u_l
             eta = eta + u_l[self.base_of[lv][self.u]]

@@ -37,6 +37,7 @@ from qicstats.models.effects import (
     indicator_coefs,
     latent_codes,
     main_effect_means,
+    nested_totals_marginal,
     parent_sum,
     random_effect,
 )
@@ -105,6 +106,10 @@ class QICModel:
     fixed_spreads : dict of str to float
         The spreads fixed at their prior's root mean square because fewer than
         ``spec.spread_min_groups`` values inform them (``{"sd_level_collaborative": 0.5}``).
+    marginalised : tuple of str
+        Random-effect terms integrated out analytically (``"baseline.site"``: the site
+        effects, whose spread stays a parameter, live in the units' centred totals;
+        :func:`~qicstats.models.effects.nested_totals_marginal`).
     """
 
     spec: ModelSpec
@@ -119,6 +124,7 @@ class QICModel:
     centring: dict[str, float] = field(default_factory=dict)
     pilot: Pilot | None = None
     fixed_spreads: dict[str, float] = field(default_factory=dict)
+    marginalised: tuple[str, ...] = ()
 
     @property
     def family(self) -> str:
@@ -200,6 +206,7 @@ class _Builder:
         self.centring: dict[str, float] = {}
         self.few_group_noncentred: list[str] = []
         self.fixed: dict[str, float] = {}
+        self.marginalised: list[str] = []
 
     def fixed_sd(self, name: str, n_values: int) -> float | None:
         """The constant the spread ``name`` is fixed at when fewer than
@@ -437,7 +444,7 @@ def build(data: PanelData, spec: ModelSpec | None = None,
                     data_hash=h.hexdigest(),
                     target_accept=0.9 if b.few_group_noncentred or spec.correlated else 0.8,
                     intervention=block, structure=st, centring=b.centring, pilot=b.pilot,
-                    fixed_spreads=dict(b.fixed))
+                    fixed_spreads=dict(b.fixed), marginalised=tuple(b.marginalised))
 
 
 def _hierarchical_parts(b: _Builder) -> HierarchicalParts | None:
@@ -534,13 +541,23 @@ def _baseline_effects(b: _Builder, p: dict[str, Any], roles: dict[str, list[int]
     nested_base = [lv for lv in base_levels if base_w[lv].mean() >= 0.5
                    and not zero_sum_level(spec, lv, d.base_groups[lv].n)]
     shift_level = nested_base[-1] if nested_base else None
+    marg = _marginal_parent(b, base_levels, base_w, shift_level)
     for lv in base_levels:
+        if lv == marg:
+            continue    # integrated out of the centred totals below it
         g = d.base_groups[lv]
         loc = parent_sum(p, "u", lv, d.base_groups, None, p["intercept"])
         if lv == shift_level and loc is not None:
             if roles["main"]:
                 loc = loc + main_effect_means(p, d, roles["main"], g.of_unit, g.n)
             loc = loc + _time_term_means(b, p, g.of_unit, g.n)
+        if marg is not None and lv == shift_level:
+            pg = d.base_groups[marg]
+            rep = np.unique(g.of_unit, return_index=True)[1]
+            p[f"u_{lv}"] = nested_totals_marginal(
+                f"u_{lv}", loc, b.spread_sd(f"sd_u_{lv}", g.n),
+                b.spread_sd(f"sd_u_{marg}", pg.n), pg.of_unit[rep], pg.n, lv)
+            continue
         p[f"u_{lv}"] = random_effect(
             f"u_{lv}", prior(f"sd_u_{lv}"), lv, g.n,
             zero_sum=zero_sum_level(spec, lv, g.n), weight=base_w[lv], loc=loc,
@@ -552,6 +569,27 @@ def _baseline_effects(b: _Builder, p: dict[str, Any], roles: dict[str, list[int]
             f"w_trend_{lv}", pr, lv, g.n, weight=b.weight(lv, "trend"),
             loc=parent_sum(p, "w_trend", lv, d.base_groups, None, p.get("trend_slope")),
             fixed_sd=b.fixed_sd(f"sd_trend_{lv}", g.n))
+
+
+def _marginal_parent(b: _Builder, base_levels: tuple[str, ...],
+                     base_w: dict[str, np.ndarray], shift_level: str | None) -> str | None:
+    """The baseline level integrated out analytically
+    (:func:`~qicstats.models.effects.nested_totals_marginal`), or ``None``.
+
+    The level just above the innermost one, when the innermost level's totals are centred
+    in every group (the parent's effects then enter only their prior), the parent's effects
+    are not zero-sum and its centring is ``auto``. Recorded in ``b.marginalised``.
+    """
+    if shift_level is None or len(base_levels) < 2 or shift_level != base_levels[-1]:
+        return None
+    parent = base_levels[-2]
+    if not (base_w[shift_level] >= 1.0).all() or parent not in b.d.base_groups:
+        return None
+    if (zero_sum_level(b.spec, parent, b.d.base_groups[parent].n)
+            or b.spec.centring_choice(parent, "baseline") != "auto"):
+        return None
+    b.marginalised.append(f"baseline.{parent}")
+    return parent
 
 
 def _curve_deviations(b: _Builder, lv: str, n: int) -> Any:

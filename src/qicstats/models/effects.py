@@ -68,6 +68,64 @@ def random_effect(name: str, sd_prior: Prior, dim: str, n: int, *, zero_sum: boo
     return pm.Deterministic(name, sd ** (1.0 - w) * (pc - w * loc), dims=dim)
 
 
+def nested_totals_marginal(name: str, loc: Any, sd: Any, parent_sd: Any,
+                           parent_of: np.ndarray, n_parent: int, dim: str) -> Any:
+    """Centred group totals (``<name>_nested``) with the enclosing level's effects
+    integrated out analytically.
+
+    In the centred form the totals ``t_g ~ Normal(loc_g + a_{s(g)}, sd)`` are free and the
+    enclosing (parent) level's effects ``a_s ~ Normal(0, parent_sd)`` enter the model only
+    through this prior. Integrating them out leaves, per parent group ``s`` with ``n_s``
+    members, a multivariate normal with covariance ``sd^2 I + parent_sd^2 J`` (compound
+    symmetry), whose log density has the closed form (``r = t - loc``)::
+
+        -1/2 [ (n_s - 1) log sd^2 + log(sd^2 + n_s parent_sd^2)
+               + sum r^2 / sd^2 - parent_sd^2 (sum r)^2 / (sd^2 (sd^2 + n_s parent_sd^2)) ]
+
+    The same model without the ``(a_s, parent_sd)`` funnel, which no centring weight removes
+    when a parent's few members split the variance with it (three or four units per site).
+    ``name`` (``t - loc``) then carries the parent's effect too; the sum of the levels'
+    effects, which is what the predictor uses, is unchanged.
+
+    Parameters
+    ----------
+    name : str
+        The effects' name (``u_unit``); the free totals are ``<name>_nested``.
+    loc : tensor
+        Per group, the location without the parent level's effect.
+    sd, parent_sd : tensor
+        The spreads of this level and of the parent level (parameters or constants).
+    parent_of : ndarray of int
+        The parent group of each group.
+    n_parent : int
+        The number of parent groups.
+    dim : str
+        The groups' dimension.
+    """
+    parent_of = np.asarray(parent_of, dtype=np.int64)
+    n = len(parent_of)
+    size = np.bincount(parent_of, minlength=n_parent).astype(float)
+    loc = pt.broadcast_to(loc, (n,))
+
+    def _logp(value: Any, mu: Any, s: Any, sp: Any) -> Any:
+        r = value - mu
+        tot = pt.inc_subtensor(pt.zeros(n_parent)[parent_of], r)
+        sq = pt.inc_subtensor(pt.zeros(n_parent)[parent_of], r**2)
+        v, vp = s**2, sp**2
+        big = v + size * vp
+        quad = sq / v - vp * tot**2 / (v * big)
+        return (-0.5 * ((size - 1.0) * pt.log(v) + pt.log(big) + quad
+                        + size * np.log(2.0 * np.pi))).sum()
+
+    def _random(mu: Any, s: Any, sp: Any, size: Any) -> Any:
+        a = pm.Normal.dist(0.0, sp, shape=(n_parent,))
+        return mu + a[parent_of] + s * pm.Normal.dist(0.0, 1.0, shape=(n,))
+
+    total = pm.CustomDist(f"{name}_nested", loc, sd, parent_sd, dist=_random, logp=_logp,
+                          dims=dim)
+    return pm.Deterministic(name, total - loc, dims=dim)
+
+
 def zero_sum_basis(T: int) -> np.ndarray:
     """An orthonormal ``(T, T - 1)`` basis of the vectors summing to zero."""
     M = np.eye(T) - 1.0 / T

@@ -94,13 +94,21 @@ def equation(result: FitResult) -> dict[str, Any]:
         Markup("f(t): ") + Markup(_trend_text(spec.trend, d.season is not None,
                                               spec.spline_knots)),
     ]
-    base = [lv for lv in d.base_groups if f"u_{lv}" in qm.param_names]
+    marg = {m.split(".", 1)[1] for m in getattr(qm, "marginalised", ())
+            if m.startswith("baseline.")}
+    base = [lv for lv in d.base_groups if f"u_{lv}" in qm.param_names or lv in marg]
     for lv in base:
         eta += Markup(" + u<sup>{}</sup><sub>{}(i)</sub>").format(lv, lv)
     if base:
         where.append(Markup("u<sup>l</sup>: baseline random effects at level l ({}), "
                             "normal with scale sd_u_l")
                      .format(", ".join(base)))
+    for lv in sorted(marg):
+        where.append(Markup("the {} effects u<sup>{}</sup> are integrated out analytically: "
+                            "the units' baselines within a {} are jointly normal, "
+                            "covariance sd_u_unit² I + sd_u_{}² J (the same model without "
+                            "its funnel; the posterior of u<sup>unit</sup> then includes "
+                            "them)").format(lv, lv, lv, lv))
     trend_lv = [lv for lv in d.base_groups if f"w_trend_{lv}" in qm.param_names]
     for lv in trend_lv:
         eta += Markup(" + τ<sub>t</sub>·w<sup>{}</sup><sub>{}(i)</sub>").format(lv, lv)
@@ -270,6 +278,12 @@ def design_choices(result: FitResult) -> list[tuple[str, str]]:
                      f"because fewer than {spec.spread_min_groups} groups or curve steps "
                      "inform them (no pooling toward a learned spread): "
                      + ", ".join(f"{k} = {v:.3g}" for k, v in fixed.items())))
+    marg = [m.split(".", 1)[1] for m in getattr(qm, "marginalised", ())]
+    if marg:
+        rows.append(("integrated out", ", ".join(f"the {lv} baseline effects" for lv in marg)
+                     + ": the units' baselines are centred on their own data, so the level "
+                     "above them enters only their prior and is integrated out exactly "
+                     "(its spread stays a parameter; docs/model.md, Parameterisation)"))
     return rows
 
 

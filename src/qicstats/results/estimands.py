@@ -229,6 +229,19 @@ def _indicator_settings(ind: Any) -> list[tuple[str, float]]:
     return [(lab, float(i)) for i, lab in enumerate(ind.levels)]
 
 
+def _monte_carlo_error(by_chain: np.ndarray) -> dict[str, float]:
+    """MCSE and bulk ESS of one estimand's draws (chains x draws). An estimand constant over
+    the draws (e.g. the change in a group and horizon without rows) has no Monte Carlo error
+    (MCSE 0) and no defined ESS (NaN), without arviz-stats' division warnings; fewer than
+    four draws per chain: both NaN.
+    """
+    if by_chain.shape[1] <= 3:
+        return {"mcse": np.nan, "ess_bulk": np.nan}
+    if not np.isfinite(by_chain).all() or np.ptp(by_chain) == 0:
+        return {"mcse": 0.0 if np.isfinite(by_chain).all() else np.nan, "ess_bulk": np.nan}
+    return {"mcse": float(az.mcse(by_chain)), "ess_bulk": float(az.ess(by_chain))}
+
+
 def summarise(ed: EstimandDraws, chains: int, opts: EstimandOptions) -> pd.DataFrame:
     """The tidy estimands table (columns :data:`ESTIMAND_COLUMNS`)."""
     lo_q, hi_q = (1 - opts.interval_prob) / 2, 1 - (1 - opts.interval_prob) / 2
@@ -250,8 +263,7 @@ def summarise(ed: EstimandDraws, chains: int, opts: EstimandOptions) -> pd.DataF
             "prob_above_mid": (float((x * sign > mid).mean())
                                if (mid is not None and comparable and not ratio
                                    and est != "events_gained") else np.nan),
-            "mcse": float(az.mcse(by_chain)) if by_chain.shape[1] > 3 else np.nan,
-            "ess_bulk": float(az.ess(by_chain)) if by_chain.shape[1] > 3 else np.nan,
+            **_monte_carlo_error(by_chain),
             "n_rows": ed.n_rows.get((est, scope, grp), 0),
             "scale": "ratio" if ratio else ed.scale.get(est, ""),
         })
