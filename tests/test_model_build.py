@@ -101,15 +101,16 @@ def test_slope_spec_variables_and_dims() -> None:
 def test_default_spec_on_a_controlled_panel() -> None:
     """The defaults read the design: comparison units observed throughout -> free period
     effects and the exposure-time curve (one value per exposure time 0..max), collaborative
-    curve deviations, no slope terms, no seasons (contained in the period effects)."""
+    curve deviations, no slope terms, no seasons (contained in the period effects); the
+    period effects are a line (trend_slope) plus T - 2 deviations orthogonal to it."""
     data = tiny_panel("binomial")
     qm = build(data, ModelSpec(spread_min_groups=2))
     assert (qm.spec.trend, qm.spec.effect, qm.spec.seasonality, qm.spec.phases) == (
         "period", "curve", False, False)
     names = {rv.name for rv in qm.model.free_RVs} | set(qm.model.named_vars)
     assert {"period_sd", "sd_curve", "effect_curve", "v_curve_collaborative",
-            "sd_curve_collaborative"} <= names
-    assert not {"level_change", "slope_change", "trend_slope"} & names
+            "sd_curve_collaborative", "trend_slope", "period_effect"} <= names
+    assert not {"level_change", "slope_change"} & names
     assert not any(n.startswith(("v_slope", "sd_slope")) for n in names)
     H = qm.structure.max_exposure
     assert list(qm.model.coords["exposure_time"]) == [str(h) for h in range(H + 1)]
@@ -117,7 +118,8 @@ def test_default_spec_on_a_controlled_panel() -> None:
         "collaborative_joined", "exposure_time")
     # the period effects and the curve join the decorrelated block when centred
     blk = build(data, ModelSpec(centered={"period": True, "curve": True})).intervention
-    assert (blk.names, blk.n_period, blk.n_curve) == ((), data.periods.T - 1, H + 1)
+    assert (blk.names, blk.n_period, blk.n_curve) == (("trend_slope",), data.periods.T - 2,
+                                                      H + 1)
 
 
 def test_initial_point_logp_is_finite() -> None:
@@ -157,7 +159,8 @@ def test_free_variables_per_spec(spec: ModelSpec, expected: set[str]) -> None:
     if "trend_rw_z" in expected:
         assert tuple(m["trend_rw_z"].shape.eval()) == (11,)  # T - 1 steps
     if "period_z" in expected:
-        assert m.named_vars_to_dims["period_z"] == ("period",)
+        assert tuple(m["period_z"].shape.eval()) == (10,)  # T - 2 deviations from a line
+        assert m.named_vars_to_dims["period_effect"] == ("period",)
     if "ar_z" in expected:
         assert tuple(m["ar_z"].shape.eval()) == (11, 12)  # units x grid periods
     if "chol_unit" in expected:

@@ -47,7 +47,7 @@ from scipy.special import expit, gammaln, logsumexp
 from qicstats.data.panel import PanelData
 from qicstats.indicators.matrix import EncodedIndicator, IndicatorMatrix
 from qicstats.models import ModelSpec, build
-from qicstats.models.effects import zero_sum_basis
+from qicstats.models.effects import detrended_basis, zero_sum_basis
 from qicstats.testing import tiny_indicators, tiny_panel
 
 RTOL = 1e-6
@@ -131,12 +131,10 @@ def expand_block(qm: Any, vals: dict[str, np.ndarray]) -> tuple[dict[str, np.nda
     for name, t in zip(blk.names, theta[:k_f]):
         vals[name] = np.asarray(t)
     if n_p:
-        # the period effects are Q @ theta_P with Q an orthonormal basis of the zero-sum
-        # vectors (checked here, so that theta_P ~ N(0, sd^2 I) is ZeroSumNormal(sd))
+        # the period deviations are Q @ theta_P with Q an orthonormal basis of the vectors
+        # orthogonal to 1 and tau (checked in Reference.period_basis)
         Q = blk.Q
-        assert Q.shape == (n_p + 1, n_p)
-        np.testing.assert_allclose(Q.T @ Q, np.eye(n_p), atol=1e-12)
-        np.testing.assert_allclose(Q.sum(axis=0), 0.0, atol=1e-12)
+        assert Q.shape == (n_p + 2, n_p)
         vals["period_effect"] = Q @ theta[k_f:k_f + n_p]
     if n_c:
         assert "ind_level" not in qm.model.named_vars, "curve with moderators: not covered"
@@ -437,6 +435,19 @@ class Reference:
             return (y["count"] + 0.5) / disp
         return np.ones(len(self.t))
 
+    def period_basis(self) -> np.ndarray:
+        """The model's basis of the period deviations
+        (:func:`qicstats.models.effects.detrended_basis`), checked: orthonormal, orthogonal
+        to the constant and to tau (any such basis gives the same density of the deviations;
+        the map from the free coordinates needs the model's)."""
+        Q = detrended_basis(self.tau)
+        T = self.T
+        assert Q.shape == (T, T - 2)
+        np.testing.assert_allclose(Q.T @ Q, np.eye(T - 2), atol=1e-12)
+        np.testing.assert_allclose(Q.sum(axis=0), 0.0, atol=1e-12)
+        np.testing.assert_allclose(self.tau @ Q, 0.0, atol=1e-9)
+        return Q
+
     def labels(self, name: str) -> list[Any]:
         dims = self.model.named_vars_to_dims.get(name)
         return list(self.model.coords[dims[0]])
@@ -490,7 +501,7 @@ class Reference:
         f = np.zeros(T)
         trend_slope = 0.0
         free = {rv.name for rv in self.model.free_RVs}
-        if self.trend in ("linear", "rw", "spline"):
+        if self.trend in ("linear", "rw", "spline", "period"):
             trend_slope = add_prior("trend_slope")
             f += trend_slope * self.tau
         if self.trend == "rw":
@@ -507,19 +518,29 @@ class Reference:
             w = B @ coef
             f += w - w.mean()
         if self.trend == "period":
-            # zero-sum period effects pe ~ ZeroSumNormal(period_sd), non-centred (period_z),
-            # partially centred (pc = pe / sd^(1 - w): the Jacobian sd^((1 - w)(T - 1))),
-            # centred, or in the decorrelated block (period_effect from intervention_xi)
+            # period effects around the line trend_slope * tau: deviations pe = Q x with Q an
+            # orthonormal (T, T - 2) basis of the vectors orthogonal to 1 and tau (checked:
+            # then x ~ N(0, sd^2 I) is the normal of the deviations on that subspace),
+            # non-centred (period_z), partially centred (pc = x / sd^(1 - w): the Jacobian
+            # sd^((1 - w)(T - 2))), centred (period_coef), or in the decorrelated block
+            # (period_effect from intervention_xi)
             sd = add_prior("period_sd")
+            Q = self.period_basis()
             if "period_z" in free:
-                pe = sd * zero_sum_normal("period_z")
+                pe = sd * Q @ std_normal("period_z")
             elif "period_pc" in free:
                 w = float(self.weight_of("period_pc", "period_sd").mean())
-                pe = sd ** (1.0 - w) * take("period_pc")
-                lp += zsn_logpdf(pe, sd) + (T - 1) * (1.0 - w) * np.log(sd)
+                x = sd ** (1.0 - w) * take("period_pc")
+                lp += float(stats.norm.logpdf(x, 0.0, sd).sum()) + (T - 2) * (1.0 - w) * np.log(sd)
+                pe = Q @ x
+            elif "period_coef" in free:
+                x = take("period_coef")
+                lp += float(stats.norm.logpdf(x, 0.0, sd).sum())
+                pe = Q @ x
             else:
                 pe = take("period_effect")
-                lp += zsn_logpdf(pe, sd)
+                np.testing.assert_allclose(Q @ (Q.T @ pe), pe, atol=1e-9)
+                lp += float(stats.norm.logpdf(Q.T @ pe, 0.0, sd).sum())
             f += pe
         if self.season:
             season = np.array([int(lab[5:7]) - 1 for lab in self.data.periods.labels])
@@ -1081,9 +1102,11 @@ def _case_curve_block():
 
 def _case_curve_plain():
     """The curve non-centred outside the block (effect_curve_z), with a ramp; period effects
-    and unit baselines partially centred (weights read from the data)."""
+    and unit baselines partially centred (weights read from the data; a wide period_sd
+    prior, since the tiny panel's periods barely deviate from a line)."""
     data = tiny_panel("binomial", seed=1)
-    return data, None, ModelSpec(ramp=2, centered={"curve": False}), {}
+    return data, None, ModelSpec(ramp=2, centered={"curve": False}, priors={
+        "period_sd": {"dist": "HalfNormal", "sigma": 2.0}}), {}
 
 
 def _case_curve_walk():
@@ -1159,7 +1182,8 @@ def test_logp_matches_reference(case: Compiled) -> None:
     assert CASE_TERMS.get(case.name, set()) <= free, CASE_TERMS[case.name] - free
     if case.name == "curve_block":   # period effects and the whole curve in the block
         blk = case.qm.intervention
-        assert (blk.names, blk.n_period, blk.n_curve) == ((), case.ref.T - 1, case.ref.n_curve)
+        assert (blk.names, blk.n_period, blk.n_curve) == (('trend_slope',), case.ref.T - 2,
+                                                              case.ref.n_curve)
     for point in _points(case, N_POINTS, seed=123):
         lp_jac, lp_nojac, grad = case.fn(point)
         vals, logj = constrain(m, point, case.bounds)

@@ -328,7 +328,8 @@ class ModelSection(_Section):
         "auto (from the design: period when units not yet in a collaborative are observed "
         "after joins, linear for a single series) | none | linear | rw (random walk over "
         "periods) | spline (penalised cubic B-spline plus a linear part) | period (free "
-        "zero-sum period effects, partially pooled).")
+        "period effects: a linear part plus deviations from it, partially pooled toward the "
+        "line).")
     effect: EffectName = Field(
         default="auto",
         description="The effect's shape over time since joining: auto (curve when post-join "

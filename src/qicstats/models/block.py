@@ -28,7 +28,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from qicstats.models.design import Design
-from qicstats.models.effects import indicator_coefs, zero_sum_basis
+from qicstats.models.effects import detrended_basis, indicator_coefs, zero_sum_basis
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,10 @@ class InterventionBlock:
     ``theta = mu + B @ intervention_xi``.
 
     ``theta`` is laid out as the fixed-prior parameters (:attr:`names`), then, when the period
-    effects are in the block, their ``T - 1`` coordinates in the orthonormal basis :attr:`Q`
-    of the zero-sum subspace (period effects ``= Q @ theta_P``), then, when the
+    effects are in the block, their ``T - 2`` coordinates in the orthonormal basis :attr:`Q`
+    of the deviations from a line (``period_effect = Q @ theta_P``, orthogonal to the
+    constant and to ``trend_slope``'s time; the secular trend is
+    ``trend_slope * tau + period_effect``), then, when the
     exposure-time curve is in the block, its :attr:`n_curve` values.
 
     Attributes
@@ -58,7 +60,8 @@ class InterventionBlock:
     n_curve : int
         Curve values in the block (0: the curve is not in it).
     Q : ndarray or None
-        ``(T, T - 1)`` orthonormal basis of the zero-sum period effects.
+        ``(T, T - 2)`` orthonormal basis of the period deviations from a line
+        (:func:`~qicstats.models.effects.detrended_basis`).
     """
 
     names: tuple[str, ...]
@@ -82,7 +85,7 @@ class HierarchicalParts:
     Attributes
     ----------
     period_sd : TensorVariable or None
-        The sd of the zero-sum period effects (``None``: not in the block).
+        The sd of the period deviations from the line (``None``: not in the block).
     curve_sd : TensorVariable or None
         The random-walk step sd of the curve (``None`` with a single curve value).
     curve : tuple of (float, float) or None
@@ -165,7 +168,7 @@ def intervention_block(d: Design, p: dict[str, Any], prior: Callable[[str], Any]
     slope = d.effect == "slope"
     names = block_names(d, mods, with_trend)
     parts = parts if (parts is not None and decorrelate) else HierarchicalParts()
-    n_p = d.T - 1 if parts.period_sd is not None else 0
+    n_p = max(d.T - 2, 0) if parts.period_sd is not None else 0
     n_c = parts.n_curve if parts.curve is not None else 0
     if not names and not (n_p or n_c):
         return None
@@ -185,7 +188,7 @@ def intervention_block(d: Design, p: dict[str, Any], prior: Callable[[str], Any]
     # n_c > 0 only with a curve
     mu0, s0 = cast(tuple[float, float], parts.curve) if n_c else (0.0, 1.0)
     mu = np.concatenate([mu_f, np.zeros(n_p), np.full(n_c, mu0)])
-    Q = zero_sum_basis(d.T) if n_p else None
+    Q = detrended_basis(d.tau) if n_p else None
     B = intervention_basis(d, mod_k, sd_f, with_trend, weights, parts=parts, Q=Q)
     model = pm.modelcontext(None)
     model.add_coords({"intervention_param": names + [f"period[{lab}]" for lab in
@@ -255,7 +258,7 @@ def intervention_basis(d: Design, mod_k: list[int], sd: np.ndarray, with_trend: 
     effects and the curve uses the pilot spreads.
     """
     parts = parts or HierarchicalParts()
-    n_p = d.T - 1 if parts.period_sd is not None else 0
+    n_p = max(d.T - 2, 0) if parts.period_sd is not None else 0
     n_c = parts.n_curve if parts.curve is not None else 0
     X, idx = block_design(d, mod_k, with_trend, n_p, n_c, Q)
     w = weights[idx]

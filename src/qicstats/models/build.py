@@ -34,6 +34,7 @@ from qicstats.models.effects import (
     ar1,
     correlated_changes,
     curve_deviations,
+    detrended_basis,
     indicator_coefs,
     latent_codes,
     main_effect_means,
@@ -389,7 +390,7 @@ def build(data: PanelData, spec: ModelSpec | None = None,
     block = None
     with pm.Model(coords=coords) as model:
         p["intercept"] = prior("intercept").create("intercept")
-        has_slope = spec.trend in ("linear", "rw", "spline")
+        has_slope = spec.trend in ("linear", "rw", "spline", "period")
         lv_levels = b.levels("level")
         sl_levels = b.levels("slope")
         change_w: dict[tuple[str, str], np.ndarray] = {}
@@ -476,7 +477,7 @@ def _secular(b: _Builder, p: dict[str, Any]) -> None:
     T = d.T
     tau = pt.as_tensor_variable(d.tau)
     f = pt.zeros(T)
-    if spec.trend in ("linear", "rw", "spline"):
+    if spec.trend in ("linear", "rw", "spline", "period"):
         if "trend_slope" not in p:
             p["trend_slope"] = prior("trend_slope").create("trend_slope")
         f = f + p["trend_slope"] * tau
@@ -495,15 +496,22 @@ def _secular(b: _Builder, p: dict[str, Any]) -> None:
         f = f + wig - wig.mean()
     if spec.trend == "period" and "period_effect" in p:   # in the decorrelated block
         f = f + p["period_effect"]
-    elif spec.trend == "period":
+    elif spec.trend == "period" and T >= 3:
+        # the deviations of the period effects from the line trend_slope * tau: coordinates
+        # x ~ Normal(0, period_sd) in an orthonormal basis Q of the vectors orthogonal to the
+        # constant and to tau (exchangeable effects pooled toward a line, not toward a flat
+        # trend, which shrank the demo's secular slope by a quarter and raised its ATT)
         sd = prior("period_sd").create("period_sd")
         w = b.period_weight()
+        Q = pt.as_tensor_variable(detrended_basis(d.tau))
         if w >= 1.0:
-            f = f + pm.ZeroSumNormal("period_effect", sigma=sd, dims="period")
+            x = pm.Normal("period_coef", 0.0, sd, shape=T - 2)
         elif w <= 0.0:
-            f = f + sd * pm.ZeroSumNormal("period_z", sigma=1.0, dims="period")
+            x = sd * pm.Normal("period_z", 0.0, 1.0, shape=T - 2)
         else:
-            f = f + sd ** (1.0 - w) * pm.ZeroSumNormal("period_pc", sigma=sd**w, dims="period")
+            x = sd ** (1.0 - w) * pm.Normal("period_pc", 0.0, sd**w, shape=T - 2)
+        p["period_effect"] = pm.Deterministic("period_effect", pt.dot(Q, x), dims="period")
+        f = f + p["period_effect"]
     if d.season is not None:
         n_season = int(d.season.max()) + 1
         sd = prior("season_sd").create("season_sd")

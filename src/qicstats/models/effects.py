@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from scipy.linalg import null_space
 
 from qicstats.errors import ModelSpecError
 from qicstats.models.design import Design
@@ -131,6 +132,17 @@ def zero_sum_basis(T: int) -> np.ndarray:
     M = np.eye(T) - 1.0 / T
     q, _ = np.linalg.qr(M[:, : T - 1])
     return q
+
+
+def detrended_basis(tau: np.ndarray) -> np.ndarray:
+    """An orthonormal ``(T, T - 2)`` basis of the period deviations from a line: the vectors
+    orthogonal to the constant and to ``tau`` (``(T, 0)`` for fewer than three periods).
+    """
+    T = len(tau)
+    if T < 3:
+        return np.zeros((T, 0))
+    A = np.stack([np.ones(T), np.asarray(tau, float) - np.mean(tau)], axis=1)
+    return null_space(A.T)[:, : T - 2]
 
 
 def curve_deviation_map(observed: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -363,5 +375,6 @@ __all__ = [
     "parent_sum",
     "random_effect",
     "sd_name",
+    "detrended_basis",
     "zero_sum_basis",
 ]

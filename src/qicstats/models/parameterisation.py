@@ -163,7 +163,11 @@ def pilot(d: Design) -> Pilot:
         se2_f = (var_scale / wt if d.family != "gaussian"
                  else var_scale / np.bincount(t, minlength=T).clip(1))
         obs_t = np.bincount(t, minlength=T) > 0
-        tau[("period", "")] = _spread(f[obs_t], se2_f[obs_t])
+        # the period effects' spread around a line (the model pools them toward
+        # trend_slope * tau, not toward a constant)
+        A = np.stack([np.ones(int(obs_t.sum())), d.tau[obs_t]], axis=1)
+        dev = f[obs_t] - A @ np.linalg.lstsq(A, f[obs_t], rcond=None)[0]
+        tau[("period", "")] = _spread(dev, se2_f[obs_t])
     # grouping levels: spreads of the groups' mean unit effects
     for lv, g in d.base_groups.items():
         if lv == "unit" or g.n < 3:

@@ -30,8 +30,9 @@ class ModelSpec:
     trend : {"auto", "none", "linear", "rw", "spline", "period"}
         The secular trend f(t): none; linear in time; a first-order random walk over periods;
         a penalised cubic B-spline (random-walk prior on the coefficients, ``spline_knots``
-        interior knots) plus a linear part; or free period effects (zero-sum, partially
-        pooled). ``auto`` (the default) reads the design
+        interior knots) plus a linear part; or free period effects (a linear part plus
+        exchangeable deviations orthogonal to it, partially pooled toward the line).
+        ``auto`` (the default) reads the design
         (:func:`qicstats.models.structure.resolve_structure`): free period effects when
         units not (yet) in a collaborative are observed in the periods after joins (comparison
         units, staggered or stepped-wedge starts), a linear trend for a single series.

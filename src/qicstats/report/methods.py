@@ -64,7 +64,9 @@ def _trend_text(trend: str, seasonal: bool, knots: int | None) -> str:
         "spline": ("a linear trend plus a penalised cubic B-spline"
                    + (f" with {int(knots)} interior knots" if knots else "")
                    + " (random-walk prior on the coefficients)"),
-        "period": "free period effects (zero-sum), f(t) = σ<sub>period</sub>·z<sub>t</sub>",
+        "period": ("free period effects around a line, f(t) = θ·τ<sub>t</sub> + "
+                   "σ<sub>period</sub>·z<sub>t</sub> (z: exchangeable deviations orthogonal to "
+                   "the constant and to τ, pooled toward the line)"),
     }.get(trend, escape(trend))
     if seasonal:
         txt += ", plus zero-sum seasonal (month or quarter) effects"

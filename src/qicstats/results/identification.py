@@ -68,7 +68,8 @@ PRIOR_SEED = 20261203
 
 #: posterior variables that carry the secular trend (besides ``intercept``), as ``_secular``
 #: and the decorrelated block create them
-TREND_VARIABLES: tuple[str, ...] = ("trend_slope", "period_effect", "period_z", "period_pc",
+TREND_VARIABLES: tuple[str, ...] = ("trend_slope", "period_effect", "period_coef", "period_z",
+                                    "period_pc",
                                     "trend_rw_z", "trend_spline_z", "season_z", "secular")
 
 #: columns of :attr:`IdentificationReport.table`
