@@ -63,10 +63,11 @@ def test_demo_config_loads_with_its_values():
     assert [(c.path, c.format) for c in cfg.indicators.codes] == [("indicators.csv", "long")]
     assert cfg.indicators.codebook == "codebook.yaml"
     assert cfg.indicators.consensus == "adjudicated"
-    assert cfg.model.trend == "spline"
+    # init's choices for the design (session 9), nothing edited
+    assert (cfg.model.trend, cfg.model.effect) == ("period", "curve")
     assert cfg.estimands.horizons == (12,) and cfg.estimands.mid == 0.02
     s = cfg.sampler
-    assert (s.backend, s.chains, s.draws, s.tune, s.seed) == ("nutpie", 4, 1000, 1000, 20261122)
+    assert (s.backend, s.chains, s.draws, s.tune, s.seed) == ("nutpie", 4, 1000, 500, 20261122)
     assert cfg.report.title == "Demo QIC: did the collaboratives beat the secular trend?"
     # resolved paths are absolute, next to the config
     assert cfg.paths.panel == DEMO / "panel.csv"

@@ -1101,12 +1101,12 @@ def _case_curve_block():
 
 
 def _case_curve_plain():
-    """The curve non-centred outside the block (effect_curve_z), with a ramp; period effects
-    and unit baselines partially centred (weights read from the data; a wide period_sd
-    prior, since the tiny panel's periods barely deviate from a line)."""
+    """The curve non-centred outside the block (effect_curve_z), with a ramp; the period
+    deviations non-centred (period_z: partially centred only with a fixed sd, which the
+    reference does not write) and unit baselines partially centred (weights read from the
+    data)."""
     data = tiny_panel("binomial", seed=1)
-    return data, None, ModelSpec(ramp=2, centered={"curve": False}, priors={
-        "period_sd": {"dist": "HalfNormal", "sigma": 2.0}}), {}
+    return data, None, ModelSpec(ramp=2, centered={"curve": False}), {}
 
 
 def _case_curve_walk():
@@ -1133,7 +1133,7 @@ CASES = {
 CASE_TERMS = {
     "curve_block": {"intervention_xi", "period_sd", "sd_curve", "v_curve_collaborative_z",
                     "sd_curve_collaborative", "phase_change", "phi_inv_sqrt"},
-    "curve_plain": {"effect_curve_z", "period_pc", "u_unit_pc", "v_curve_collaborative_z"},
+    "curve_plain": {"effect_curve_z", "period_z", "u_unit_pc", "v_curve_collaborative_z"},
     "curve_walk": {"effect_curve", "trend_slope", "season_z", "v_curve_collaborative_z"},
     "negbinomial": {"alpha_inv_sqrt"},
     "gaussian_se": {"intervention_xi"},

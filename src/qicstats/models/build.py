@@ -52,6 +52,7 @@ from qicstats.models.observe import (
     observed_values,
 )
 from qicstats.models.parameterisation import (
+    SNAP_HIGH,
     Pilot,
     choose_tau,
     group_information,
@@ -288,14 +289,31 @@ class _Builder:
         return w
 
     def period_weight(self) -> float:
-        """Centring weight of the period effects (one for all periods: they are zero-sum)."""
+        """Centring weight of the period deviations from the line (one for all periods):
+        centred (1, in the decorrelated block) when the pilot's weight reaches
+        :data:`SNAP_HIGH` (clear period shocks), else non-centred (0). The deviations around
+        a line are usually small and their sd's posterior reaches zero, where any partial
+        weight leaves a funnel: the demo's period deviations, partially centred at the
+        pilot's weight, warned at ``period_sd`` (tail ESS 148) and pass non-centred (min
+        bulk ESS 862); the pilot's per-period information (all rows of the period) overstates
+        what the data say about each deviation.
+        """
         if "period" not in self.centring:
             d = self.d
             info = np.bincount(d.rows.t, weights=self.weights, minlength=d.T)
-            self.scalar_weight("period", info[info > 0], self.period_tau())
+            fixed = self.fixed_sd("period_sd", max(d.T - 2, 0))
+            w = self.scalar_weight("period", info[info > 0],
+                                   fixed if fixed is not None else self.period_tau())
+            if self.spec.centered.get("period", self.spec.centered.get("default", "auto")) \
+                    == "auto" and fixed is None:
+                # with a fixed sd (fewer than spread_min_groups deviations) there is no
+                # funnel and the partial weight is exact
+                self.centring["period"] = 1.0 if w >= SNAP_HIGH else 0.0
         return self.centring["period"]
 
     def period_tau(self) -> float:
+        if "period_sd" in self.fixed:
+            return self.fixed["period_sd"]
         return choose_tau(self.pilot.tau.get(("period", "")),
                           _prior_scale(resolve_prior("period_sd", self.defaults, self.overrides)))
 
@@ -462,7 +480,7 @@ def _hierarchical_parts(b: _Builder) -> HierarchicalParts | None:
         curve = False
     tau_unit = (b.spread("unit", "baseline") if "unit" in b.levels("baseline") else None)
     return HierarchicalParts(
-        period_sd=prior("period_sd").create("period_sd") if period else None,
+        period_sd=b.spread_sd("period_sd", d.T - 2) if period else None,
         curve_sd=(b.spread_sd("sd_curve", d.n_curve - 1) if curve and d.n_curve > 1
                   else None),
         curve=((float(start.params.get("mu", 0.0)), float(start.params.get("sigma", 1.0)))
@@ -501,8 +519,8 @@ def _secular(b: _Builder, p: dict[str, Any]) -> None:
         # x ~ Normal(0, period_sd) in an orthonormal basis Q of the vectors orthogonal to the
         # constant and to tau (exchangeable effects pooled toward a line, not toward a flat
         # trend, which shrank the demo's secular slope by a quarter and raised its ATT)
-        sd = prior("period_sd").create("period_sd")
         w = b.period_weight()
+        sd = b.spread_sd("period_sd", T - 2)
         Q = pt.as_tensor_variable(detrended_basis(d.tau))
         if w >= 1.0:
             x = pm.Normal("period_coef", 0.0, sd, shape=T - 2)

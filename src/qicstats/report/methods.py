@@ -186,7 +186,7 @@ PRIOR_ROLES: dict[str, str] = {
     "intercept": "the outcome's level on the link scale",
     "trend_slope": "the linear secular trend, per period",
     "trend_sd": "step sd of the trend's random walk or spline",
-    "period_sd": "sd of the free period effects (zero-sum)",
+    "period_sd": "sd of the period effects' deviations from the line",
     "season_sd": "sd of the seasonal effects",
     "slope_change": "change in slope per period since joining",
     "sd_curve": "step sd of the exposure-time curve (its random walk)",

@@ -6,6 +6,7 @@ Results objects return data (DataFrames, figures); they never print.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
@@ -134,8 +135,13 @@ class FitResult:
                          and not v.startswith(("u_unit", "v_level_unit", "v_slope_unit",
                                                "latent_"))
                          and float(np.nanstd(post[v].values)) > 0]
-        s = az.summary(self.idata, var_names=var_names, ci_prob=self.options.interval_prob,
-                       ci_kind="eti", round_to="none")
+        with warnings.catch_warnings():
+            # elements constant over the draws (a curve deviation at exposure time 0, a
+            # collaborative not observed at an exposure time) have no R-hat or ESS: NaN in
+            # the table, without arviz-stats' division warnings on the console
+            warnings.filterwarnings("ignore", category=RuntimeWarning, module="arviz_stats")
+            s = az.summary(self.idata, var_names=var_names,
+                           ci_prob=self.options.interval_prob, ci_kind="eti", round_to="none")
         s = s.reset_index().rename(columns={"index": "parameter", "label": "parameter"})
         if "parameter" not in s.columns:
             s = s.rename(columns={s.columns[0]: "parameter"})
